@@ -1,0 +1,132 @@
+#!/usr/bin/env node
+// npm run demo: the relay end to end on loopback, against the built-in Microsoft 365 simulator.
+// 1. builds if dist/ is missing or older than src/;  2. starts the simulator (HTTPS token endpoint +
+// SMTP submission with STARTTLS and XOAUTH2);  3. starts the real daemon (node dist/cli.js run) as a
+// child process trusting the simulator's CA;  4. sends a message the way a scanner does (plain SMTP,
+// no AUTH, its own sender address);  5. shows what arrived at the simulator;  6. stops everything.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = join(root, 'dist', 'cli.js');
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+if (!existsSync(cli) || statSync(cli).mtimeMs < newestMtime(join(root, 'src'))) {
+  console.log('building (npm run build)...');
+  const built = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  if (built.status !== 0) process.exit(1);
+}
+
+const { startSimulator } = await import(join(root, 'dist/simulator/index.js'));
+const nodemailer = (await import('nodemailer')).default;
+
+const work = mkdtempSync(join(tmpdir(), 'm365-relay-demo-'));
+const sim = await startSimulator();
+writeFileSync(join(work, 'simulator-ca.pem'), sim.caPem);
+const config = `# written by npm run demo
+listen:
+  - port: 0            # any free port on loopback
+    host: 127.0.0.1
+allowNetworks: [127.0.0.1/32]
+spool:
+  dir: ${join(work, 'spool')}
+microsoft365:
+  tenantId: ${sim.tenantId}
+  clientId: 11111111-2222-3333-4444-555555555555
+  clientSecret: \${DEMO_CLIENT_SECRET}
+  authorityHost: ${sim.authorityHost}
+  smtpHost: ${sim.smtpHost}
+  smtpPort: ${sim.smtpPort}
+  mailbox: relay@contoso.com
+  sendAs: ["@contoso.com"]
+`;
+writeFileSync(join(work, 'relay.yaml'), config);
+
+console.log(`\n[1] Microsoft 365 simulator: token endpoint ${sim.authorityHost}/${sim.tenantId}, SMTP ${sim.smtpHost}:${sim.smtpPort} (STARTTLS + XOAUTH2)`);
+const relay = spawn(process.execPath, [cli, 'run', '--config', join(work, 'relay.yaml')], {
+  cwd: root,
+  env: { ...process.env, NODE_EXTRA_CA_CERTS: join(work, 'simulator-ca.pem'), DEMO_CLIENT_SECRET: 'sim-secret' },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const logs = [];
+let buffered = '';
+relay.stdout.on('data', (chunk) => {
+  buffered += chunk;
+  let nl;
+  while ((nl = buffered.indexOf('\n')) !== -1) {
+    const line = buffered.slice(0, nl);
+    buffered = buffered.slice(nl + 1);
+    try {
+      logs.push(JSON.parse(line));
+    } catch {
+      /* not JSON */
+    }
+  }
+});
+
+let exitCode = 1;
+try {
+  const listening = await until('the relay to listen', () => logs.find((l) => l.event === 'listening'), 15_000);
+  const port = listening.addresses[0].port;
+  console.log(`[2] relay running (pid ${relay.pid}), listening on 127.0.0.1:${port}, sending as relay@contoso.com`);
+
+  const scanner = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+  const message = [
+    'From: "Scanner 3rd floor" <scanner@printer.local>',
+    'To: alice@contoso.com',
+    'Subject: Scanned document',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    'Your scan is attached (well, imagine it is).',
+    '',
+  ].join('\r\n');
+  const info = await scanner.sendMail({ envelope: { from: 'scanner@printer.local', to: ['alice@contoso.com'] }, raw: message });
+  scanner.close();
+  console.log(`[3] scanner sent plain SMTP, no AUTH, as scanner@printer.local -> relay answered: ${info.response}`);
+
+  const [received] = await sim.waitForMessages(1, 15_000);
+  const raw = received.raw.toString('utf8');
+  const headers = raw.slice(0, raw.search(/\r?\n\r?\n/));
+  console.log(`[4] arrived at the Microsoft 365 simulator:`);
+  console.log(`    XOAUTH2 mailbox : ${received.mailbox} (app ${received.clientId})`);
+  console.log(`    envelope        : MAIL FROM:<${received.envelope.from}> RCPT TO:${received.envelope.to.map((t) => `<${t}>`).join(' ')}`);
+  console.log(`    upstream id     : ${received.queueId}`);
+  console.log('    headers         :');
+  for (const line of headers.split(/\r?\n/)) console.log(`      ${line}`);
+  const delivered = await until('the delivered log line', () => logs.find((l) => l.event === 'delivered'), 5000);
+  console.log(`[5] relay log: ${JSON.stringify({ event: delivered.event, msgId: delivered.msgId, upstreamReply: delivered.upstreamReply })}`);
+  exitCode = 0;
+} catch (err) {
+  console.error(`demo failed: ${err?.message ?? err}`);
+} finally {
+  relay.kill('SIGTERM');
+  const code = await Promise.race([new Promise((r) => relay.once('exit', r)), new Promise((r) => setTimeout(() => r('timeout'), 15_000))]);
+  if (code === 'timeout') relay.kill('SIGKILL');
+  else console.log(`[6] relay stopped on SIGTERM (exit ${code}); simulator closed`);
+  await sim.close();
+  rmSync(work, { recursive: true, force: true });
+}
+process.exit(exitCode);
+
+async function until(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value) return value;
+    if (relay.exitCode !== null) throw new Error(`the relay exited (${relay.exitCode}) while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

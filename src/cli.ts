@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { hashPassword } from './access/passwords.js';
+import { formatQueueTable, toListItem } from './cli/queueList.js';
+import { ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
+import { startRelay } from './daemon.js';
+import { createLogger, silentLogger } from './observability/logger.js';
+import { Spool } from './spool/index.js';
+
+const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
+
+Usage:
+  m365-relay run --config FILE                 run the relay in the foreground (JSON logs on stdout)
+  m365-relay check-config --config FILE        validate the configuration; exit 0 or 1
+  m365-relay queue list --config FILE [--json] list every message in the spool
+  m365-relay hash-password                     read a password on stdin, print a passwordHash value
+`;
+
+/** Exit codes: 0 ok, 1 failure (bad config, command failed), 2 usage error. */
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'run':
+      return run(rest);
+    case 'check-config':
+      return checkConfig(rest);
+    case 'queue':
+      return queue(rest);
+    case 'hash-password':
+      return hashPasswordCommand();
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+function configOption(args: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}) {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, ...extra }, allowPositionals: true, strict: true });
+  if (!values.config) throw new UsageError('--config FILE is required');
+  return { file: values.config as string, values: values as Record<string, unknown>, positionals };
+}
+
+function load(file: string): RelayConfig {
+  return loadConfigFile(file);
+}
+
+async function run(args: string[]): Promise<number> {
+  const { file } = configOption(args);
+  const config = load(file);
+  const logger = createLogger({ level: config.log.level });
+  const relay = await startRelay(config, logger);
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals += 1;
+      if (signals > 1) {
+        logger.warn({ event: 'forced-exit', signal }, 'second signal: exiting now; deliveries under way are retried at the next start');
+        logger.flush();
+        process.exit(1);
+      }
+      logger.info({ event: 'signal', signal }, 'shutting down');
+      relay.stop().then(
+        () => {
+          logger.flush();
+          resolve(0);
+        },
+        (err: unknown) => {
+          logger.error({ err: String(err) }, 'error while stopping');
+          logger.flush();
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+function checkConfig(args: string[]): number {
+  const { file } = configOption(args);
+  const config = load(file);
+  process.stdout.write(
+    `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
+      `  relays for: ${config.allowNetworks.join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
+      `  sends as: ${config.microsoft365.mailbox} via ${config.microsoft365.smtpHost}:${config.microsoft365.smtpPort}\n`,
+  );
+  return 0;
+}
+
+async function queue(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== 'list') throw new UsageError(`unknown queue command "${sub ?? ''}" (expected: queue list)`);
+  const { file, values } = configOption(rest, { json: { type: 'boolean' } });
+  const config = load(file);
+  const spool = await Spool.open(config.spool.dir, silentLogger());
+  const items = (await spool.list()).map(toListItem);
+  process.stdout.write(values.json ? `${JSON.stringify(items, null, 2)}\n` : `${formatQueueTable(items)}\n`);
+  return 0;
+}
+
+async function hashPasswordCommand(): Promise<number> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const password = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  if (!password) throw new UsageError('no password on stdin (try: printf %s "secret" | m365-relay hash-password)');
+  process.stdout.write(`${await hashPassword(password)}\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`m365-relay: ${(err as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      process.stderr.write(`m365-relay: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    }
+  },
+);

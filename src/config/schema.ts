@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { parseCidr } from '../access/networks.js';
+import { parseDuration } from './duration.js';
+
+/** Matches the mailbox's own address or a sendAs entry: a full address or "@domain". */
+const addressOrDomain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v) || /^@[^@\s]+\.[^@\s]+$/.test(v), {
+    message: 'must be an email address (alerts@contoso.com) or a domain written as "@contoso.com"',
+  });
+
+const email = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v), { message: 'must be an email address such as relay@contoso.com' });
+
+const duration = (what: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === null) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a duration such as "30s", "5m", "1h" or "5d"` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const httpsUrl = z
+  .string()
+  .trim()
+  .refine((v) => /^https:\/\/[^/\s]+\/?$/.test(v), { message: 'must be an https:// URL with no path, such as https://login.microsoftonline.com' })
+  .transform((v) => v.replace(/\/$/, ''));
+
+const port = z.number().int().min(0).max(65535);
+
+const tlsFiles = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+});
+
+const listenSchema = z.strictObject({
+  port,
+  host: z.string().min(1).default('0.0.0.0'),
+  tls: tlsFiles.optional(),
+});
+
+const userSchema = z
+  .strictObject({
+    username: z.string().min(1),
+    passwordHash: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+  })
+  .superRefine((u, ctx) => {
+    if (!u.password === !u.passwordHash) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of passwordHash (from `m365-relay hash-password`) or password' });
+    }
+  });
+
+const rateLimit = z.strictObject({
+  messages: z.number().int().positive(),
+  perSeconds: z.number().positive(),
+});
+
+const microsoft365Schema = z
+  .strictObject({
+    tenantId: z.string().trim().min(1),
+    clientId: z.string().trim().min(1),
+    clientSecret: z.string().min(1).optional(),
+    clientCertificate: z
+      .strictObject({
+        privateKeyFile: z.string().min(1),
+        certificateFile: z.string().min(1),
+      })
+      .optional(),
+    authorityHost: httpsUrl.default('https://login.microsoftonline.com'),
+    scope: z.string().min(1).default('https://outlook.office365.com/.default'),
+    smtpHost: z.string().trim().min(1).default('smtp.office365.com'),
+    smtpPort: port.default(587),
+    mailbox: email,
+    sendAs: z.array(addressOrDomain).default([]),
+    rateLimit: rateLimit.default({ messages: 30, perSeconds: 60 }),
+    maxConnections: z.number().int().min(1).max(16).default(3),
+    /** Bound on each token request to Entra ID. */
+    tokenTimeout: duration('tokenTimeout').default(30_000),
+    /** Bound on connecting, greeting and each SMTP command upstream. */
+    smtpTimeout: duration('smtpTimeout').default(60_000),
+  })
+  .superRefine((m, ctx) => {
+    if (m.clientSecret && m.clientCertificate) {
+      ctx.addIssue({ code: 'custom', message: 'give either clientSecret or clientCertificate, not both' });
+    } else if (!m.clientSecret && !m.clientCertificate) {
+      ctx.addIssue({ code: 'custom', message: 'a credential is missing: set clientSecret or clientCertificate' });
+    }
+  });
+
+const DEFAULT_SCHEDULE = ['1m', '2m', '5m', '10m', '15m', '30m', '1h'];
+
+const retrySchema = z.strictObject({
+  /** Delay before each retry; the last entry repeats until maxAge. */
+  schedule: z.array(duration('each retry.schedule entry')).min(1).default(DEFAULT_SCHEDULE.map((d) => parseDuration(d) ?? 0)),
+  maxAge: duration('retry.maxAge').default(5 * 86_400_000),
+  /** Share of random spread added to each delay, so a backlog does not retry in lockstep. */
+  jitter: z.number().min(0).max(1).default(0.1),
+});
+
+export const configSchema = z.strictObject({
+  listen: z.array(listenSchema).min(1, { message: 'list at least one listener, e.g. - port: 2525' }),
+  allowNetworks: z
+    .array(
+      z.string().superRefine((v, ctx) => {
+        try {
+          parseCidr(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      }),
+    )
+    .default([]),
+  users: z.array(userSchema).default([]),
+  maxMessageSize: z.number().int().positive().default(36_700_160),
+  maxRecipients: z.number().int().positive().max(1000).default(500),
+  spool: z.strictObject({ dir: z.string().min(1) }),
+  microsoft365: microsoft365Schema,
+  retry: retrySchema.default({ schedule: DEFAULT_SCHEDULE.map((d) => parseDuration(d) ?? 0), maxAge: 5 * 86_400_000, jitter: 0.1 }),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).default({ level: 'info' }),
+});
+
+export type RelayConfig = z.output<typeof configSchema>;
+export type Microsoft365Config = RelayConfig['microsoft365'];
+export type ListenConfig = RelayConfig['listen'][number];
+export type UserConfig = RelayConfig['users'][number];
+export type RetryConfig = RelayConfig['retry'];

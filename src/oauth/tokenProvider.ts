@@ -1,0 +1,110 @@
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfidentialClientApplication, LogLevel, type Configuration } from '@azure/msal-node';
+import type { Microsoft365Config } from '../config/index.js';
+import type { Logger } from '../observability/logger.js';
+import { TokenError, toTokenError } from './errors.js';
+
+export interface AccessToken {
+  accessToken: string;
+  expiresOn: Date;
+}
+
+export interface TokenSource {
+  /** A valid token; `forceRefresh` skips every cache (after Exchange rejected the cached one). */
+  getToken(options?: { forceRefresh?: boolean }): Promise<AccessToken>;
+}
+
+/**
+ * App-only tokens for one app registration, over msal-node's ConfidentialClientApplication.
+ * msal keeps the token cached until 5 minutes before expiry. Concurrent callers share one request
+ * (single flight), separately for cached and forced requests: a forced renewal must never be
+ * answered with the cached token it is meant to replace.
+ */
+export class TokenProvider implements TokenSource {
+  private readonly app: ConfidentialClientApplication;
+  private readonly inflight = new Map<'cached' | 'forced', Promise<AccessToken>>();
+
+  constructor(
+    private readonly config: Microsoft365Config,
+    private readonly logger: Logger,
+  ) {
+    this.app = new ConfidentialClientApplication(msalConfiguration(config, logger));
+  }
+
+  getToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
+    const key = options.forceRefresh ? 'forced' : 'cached';
+    const running = this.inflight.get(key);
+    if (running) return running;
+    const request = this.fetch(key === 'forced').finally(() => this.inflight.delete(key));
+    this.inflight.set(key, request);
+    return request;
+  }
+
+  private async fetch(forced: boolean): Promise<AccessToken> {
+    const timeoutMs = this.config.tokenTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new TokenError(`token request to ${this.config.authorityHost} timed out after ${timeoutMs} ms`, 'transient', null, 'Entra ID did not answer in time; retrying')),
+        timeoutMs,
+      );
+    });
+    try {
+      const result = await Promise.race([
+        this.app.acquireTokenByClientCredential({ scopes: [this.config.scope], skipCache: forced }),
+        timeout,
+      ]);
+      if (!result?.accessToken || !result.expiresOn) {
+        throw new TokenError('Entra ID answered without an access token', 'transient', null, 'retrying');
+      }
+      if (!result.fromCache) this.logger.info({ event: 'token', expiresOn: result.expiresOn.toISOString(), forced }, 'access token obtained');
+      return { accessToken: result.accessToken, expiresOn: result.expiresOn };
+    } catch (err) {
+      throw toTokenError(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function msalConfiguration(config: Microsoft365Config, logger: Logger): Configuration {
+  const auth: Configuration['auth'] = {
+    clientId: config.clientId,
+    authority: `${config.authorityHost}/${config.tenantId}`,
+    // Naming the authority host as known skips instance discovery against the public cloud,
+    // which is what lets sovereign clouds and the built-in simulator work.
+    knownAuthorities: [new URL(config.authorityHost).host],
+  };
+  if (config.clientSecret) auth.clientSecret = config.clientSecret;
+  if (config.clientCertificate) auth.clientCertificate = loadClientCertificate(config.clientCertificate);
+  return {
+    auth,
+    system: {
+      loggerOptions: {
+        piiLoggingEnabled: false,
+        logLevel: LogLevel.Warning,
+        loggerCallback: (level, message) => {
+          if (level <= LogLevel.Warning) logger.warn({ event: 'msal' }, message);
+        },
+      },
+    },
+  };
+}
+
+/** Reads the certificate credential: SHA-256 thumbprint, PEM private key, and the x5c chain. */
+export function loadClientCertificate(files: { privateKeyFile: string; certificateFile: string }): {
+  thumbprintSha256: string;
+  privateKey: string;
+  x5c: string;
+} {
+  const certificatePem = readFileSync(files.certificateFile, 'utf8');
+  const privateKey = readFileSync(files.privateKeyFile, 'utf8');
+  const certs = certificatePem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+  if (!certs?.[0]) {
+    throw new TokenError(`${files.certificateFile} holds no PEM certificate`, 'configuration', null, 'point microsoft365.clientCertificate.certificateFile at the PEM certificate uploaded to the app registration');
+  }
+  const leaf = new X509Certificate(certs[0]);
+  const thumbprintSha256 = createHash('sha256').update(leaf.raw).digest('hex').toUpperCase();
+  return { thumbprintSha256, privateKey, x5c: certs.join('\n') };
+}

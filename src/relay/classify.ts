@@ -1,0 +1,90 @@
+/**
+ * Upstream reply or error -> what the relay does about it. The rules are a table, first match wins,
+ * after ../shared/EXCHANGE_ONLINE.md. Kept free of I/O so it is tested on its own.
+ */
+
+/** What went wrong, as nodemailer or the token provider reported it. */
+export interface UpstreamFailure {
+  /** nodemailer error code (ECONNECTION, ETIMEDOUT, ETLS, EAUTH, EENVELOPE, EMESSAGE, ESOCKET, EPROTOCOL...) or ETOKEN. */
+  code?: string;
+  responseCode?: number;
+  /** The server's reply text, e.g. "535 5.7.3 Authentication unsuccessful". */
+  response?: string;
+  message?: string;
+  /** For token failures: 'configuration' or 'transient'. */
+  tokenKind?: 'configuration' | 'transient';
+}
+
+export type FailureClass =
+  /** Try again later with backoff. */
+  | 'transient'
+  /** This message (or recipient) can never be delivered: failed, reason kept. */
+  | 'permanent'
+  /** Exchange refused the token: renew it (skip the cache) and retry once at once. */
+  | 'token-rejected'
+  /** An administrator must fix something; keep the mail queued and alert. */
+  | 'configuration'
+  /** Too many connections or messages: retry soon and slow down. */
+  | 'throttled'
+  /** Daily recipient quota used up: pause the mailbox for a long while. */
+  | 'quota';
+
+export interface Classification {
+  class: FailureClass;
+  /** Short stable label for logs and metrics. */
+  reason: string;
+  /** For configuration problems: what the administrator must do. */
+  advice?: string;
+}
+
+interface Rule {
+  when: (f: UpstreamFailure, text: string) => boolean;
+  then: Classification;
+}
+
+const enhanced = (code: string) => (_f: UpstreamFailure, text: string) => new RegExp(`\\b${code.replace(/\./g, '\\.')}\\b`).test(text);
+
+export const RULES: readonly Rule[] = [
+  {
+    when: enhanced('5.7.139'),
+    then: {
+      class: 'configuration',
+      reason: 'smtp-auth-disabled',
+      advice: 'SMTP AUTH is disabled for the tenant or the mailbox: enable it (Set-CASMailbox -Identity <mailbox> -SmtpClientAuthenticationDisabled $false, and check Set-TransportConfig -SmtpClientAuthenticationDisabled)',
+    },
+  },
+  {
+    when: enhanced('5.7.30'),
+    then: { class: 'configuration', reason: 'basic-auth-disabled', advice: 'Exchange refused basic authentication: the relay must use XOAUTH2 (check microsoft365 settings)' },
+  },
+  { when: (f, t) => f.responseCode === 535 && /\b5\.7\.3\b/.test(t), then: { class: 'token-rejected', reason: 'token-rejected' } },
+  { when: (f) => f.code === 'ETOKEN' && f.tokenKind === 'configuration', then: { class: 'configuration', reason: 'token-configuration' } },
+  { when: (f) => f.code === 'ETOKEN', then: { class: 'transient', reason: 'token-unavailable' } },
+  { when: (_f, t) => /SubmissionQuotaExceeded/i.test(t), then: { class: 'quota', reason: 'recipient-quota-exceeded' } },
+  { when: (f, t) => f.responseCode === 432 || /concurrent connections limit|sender thread limit/i.test(t), then: { class: 'throttled', reason: 'concurrent-connections' } },
+  { when: (_f, t) => /submission rate|\b4\.4\.2\b|throttl/i.test(t), then: { class: 'throttled', reason: 'rate-limited' } },
+  { when: (_f, t) => /SendAsDenied|\b5\.2\.252\b/i.test(t), then: { class: 'permanent', reason: 'send-as-denied' } },
+  {
+    when: (_f, t) => /\b5\.2\.2\b/.test(t) && /quota|full/i.test(t),
+    then: { class: 'configuration', reason: 'mailbox-full', advice: 'the sending mailbox is full: free space in it (Sent Items) or raise its quota' },
+  },
+  { when: (f, t) => f.responseCode === 552 || /\b5\.3\.4\b/.test(t), then: { class: 'permanent', reason: 'message-too-large' } },
+  { when: (_f, t) => /\b5\.1\.\d+\b/.test(t), then: { class: 'permanent', reason: 'bad-recipient' } },
+  { when: (f) => f.responseCode !== undefined && f.responseCode >= 400 && f.responseCode < 500, then: { class: 'transient', reason: 'temporary-failure' } },
+  { when: (f) => f.responseCode !== undefined && f.responseCode >= 500 && f.responseCode < 600, then: { class: 'permanent', reason: 'permanent-failure' } },
+  // No reply at all: connection refused or dropped, TLS failure, timeout. Mail may or may not have
+  // arrived; retrying is the at-least-once choice.
+  { when: () => true, then: { class: 'transient', reason: 'network' } },
+];
+
+export function classify(failure: UpstreamFailure): Classification {
+  const text = `${failure.response ?? ''} ${failure.message ?? ''}`;
+  for (const rule of RULES) if (rule.when(failure, text)) return rule.then;
+  return { class: 'transient', reason: 'unknown' };
+}
+
+/** One line for lastError and logs: the server's reply when there was one, else the error. */
+export function describeFailure(failure: UpstreamFailure): string {
+  const text = (failure.response || failure.message || failure.code || 'unknown error').replace(/\s+/g, ' ').trim();
+  return text.length > 500 ? `${text.slice(0, 500)}...` : text;
+}

@@ -1,0 +1,110 @@
+import { hostname } from 'node:os';
+import type { Readable } from 'node:stream';
+import nodemailer, { type Transporter, type TransportOptions } from 'nodemailer';
+import type { Microsoft365Config } from '../config/index.js';
+import type { TokenSource } from '../oauth/index.js';
+import type { UpstreamFailure } from './classify.js';
+
+export interface RecipientRejection {
+  address: string;
+  responseCode?: number;
+  response: string;
+}
+
+export interface SendResult {
+  accepted: string[];
+  rejected: RecipientRejection[];
+  /** The final reply, e.g. "250 2.0.0 OK <queue id> [Hostname=...]". */
+  response: string;
+}
+
+/** A failed submission, carrying what classify() needs and any per-recipient rejections. */
+export class UpstreamError extends Error {
+  override readonly name = 'UpstreamError';
+  constructor(
+    readonly failure: UpstreamFailure,
+    readonly rejected: RecipientRejection[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(failure.response || failure.message || failure.code || 'upstream error', options);
+  }
+}
+
+interface NodemailerError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  rejectedErrors?: NodemailerError[];
+  recipient?: string;
+}
+
+/**
+ * One pooled SMTP submission transport to Exchange Online for one mailbox: STARTTLS required
+ * (never plain text upstream), SASL XOAUTH2 with tokens from the TokenSource, at most
+ * maxConnections sessions. Sends the spooled bytes as they are (`raw`) with the spooled envelope.
+ */
+export class SubmissionTransport {
+  private readonly transporter: Transporter;
+
+  constructor(config: Microsoft365Config, tokens: TokenSource) {
+    this.transporter = nodemailer.createTransport({
+      pool: true,
+      maxConnections: config.maxConnections,
+      maxMessages: 100,
+      // The spool does the retrying: a pool re-sending a half-consumed stream would corrupt it.
+      maxRequeues: 0,
+      host: config.smtpHost,
+      port: config.smtpPort,
+      secure: false,
+      requireTLS: true,
+      name: hostname(),
+      tls: { minVersion: 'TLSv1.2', servername: config.smtpHost },
+      auth: { type: 'OAuth2', user: config.mailbox },
+      connectionTimeout: config.smtpTimeout,
+      greetingTimeout: config.smtpTimeout,
+      socketTimeout: config.smtpTimeout,
+      logger: false,
+      debug: false,
+    } as TransportOptions);
+    // Each pooled connection asks for a token when it authenticates; msal serves it from its cache.
+    this.transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: (err: Error | null, token?: string, expires?: number) => void) => {
+      tokens.getToken({ forceRefresh: renew }).then(
+        (t) => callback(null, t.accessToken, t.expiresOn.getTime()),
+        (err: Error) => callback(err),
+      );
+    });
+  }
+
+  async send(envelope: { from: string; to: string[] }, raw: Readable): Promise<SendResult> {
+    try {
+      const info = (await this.transporter.sendMail({ envelope, raw })) as {
+        accepted: Array<string | { address: string }>;
+        rejected: Array<string | { address: string }>;
+        rejectedErrors?: NodemailerError[];
+        response: string;
+      };
+      return {
+        accepted: info.accepted.map(addressOf),
+        rejected: (info.rejectedErrors ?? []).map(toRejection),
+        response: info.response,
+      };
+    } catch (err) {
+      raw.destroy();
+      const e = err as NodemailerError;
+      const failure: UpstreamFailure = { code: e.code, responseCode: e.responseCode, response: e.response, message: e.message };
+      throw new UpstreamError(failure, (e.rejectedErrors ?? []).map(toRejection), { cause: err });
+    }
+  }
+
+  close(): void {
+    this.transporter.close();
+  }
+}
+
+function addressOf(value: string | { address: string }): string {
+  return typeof value === 'string' ? value : value.address;
+}
+
+function toRejection(err: NodemailerError): RecipientRejection {
+  return { address: err.recipient ?? '', responseCode: err.responseCode, response: err.response ?? err.message };
+}

@@ -1,0 +1,302 @@
+import { Readable } from 'node:stream';
+import type { RelayConfig } from '../config/index.js';
+import { formatDuration } from '../config/index.js';
+import { TokenError, type TokenSource } from '../oauth/index.js';
+import { AlertLog } from '../observability/alerts.js';
+import type { Logger } from '../observability/logger.js';
+import { nextAttempt } from '../retry/policy.js';
+import type { MessageMeta, Spool } from '../spool/index.js';
+import { classify, describeFailure, type Classification, type UpstreamFailure } from './classify.js';
+import { readHeaderBlock, serializeHeaderBlock } from './headers.js';
+import { Pacer } from './pacing.js';
+import { Scheduler } from './scheduler.js';
+import { applySenderPolicy } from './senderPolicy.js';
+import { SubmissionTransport, UpstreamError, type SendResult } from './transport.js';
+
+/** How long a mailbox rests after Exchange says it is sending too fast. */
+const THROTTLE_PAUSE_MS = 30_000;
+/** Pause after the daily recipient quota (SubmissionQuotaExceeded). */
+const QUOTA_PAUSE_MS = 60 * 60_000;
+
+export interface WorkerOptions {
+  config: RelayConfig;
+  spool: Spool;
+  tokens: TokenSource;
+  logger: Logger;
+  /** Injected for tests that need a different transport; the real one by default. */
+  transport?: SubmissionTransport;
+}
+
+/**
+ * Delivers queued messages to Exchange Online: at most maxConnections at once, paced to rateLimit,
+ * each outcome recorded in the spool before the next step (delivered: removed; transient: deferred
+ * with its next attempt; permanent: failed with the reason).
+ */
+export class RelayWorker {
+  private readonly scheduler = new Scheduler();
+  private readonly pacer: Pacer;
+  private readonly transport: SubmissionTransport;
+  private readonly alerts: AlertLog;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+
+  constructor(private readonly options: WorkerOptions) {
+    const m365 = options.config.microsoft365;
+    this.pacer = new Pacer(m365.rateLimit);
+    this.transport = options.transport ?? new SubmissionTransport(m365, options.tokens);
+    this.alerts = new AlertLog(options.logger);
+  }
+
+  private get log(): Logger {
+    return this.options.logger;
+  }
+
+  /** Starts delivering what recovery found in the queue. */
+  start(queued: MessageMeta[]): void {
+    this.running = true;
+    for (const meta of queued) this.enqueue(meta.id, meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0);
+    this.pump();
+  }
+
+  /** A message is queued (just received, or put back by an administrator). */
+  enqueue(id: string, at = 0): void {
+    this.scheduler.schedule(id, at);
+    if (this.running) this.pump();
+  }
+
+  get queueSize(): number {
+    return this.scheduler.size + this.inFlight.size;
+  }
+
+  /**
+   * Stops taking messages; lets deliveries under way finish for up to `graceMs`, then closes the
+   * upstream connections (those messages are deferred and retried after the restart).
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.running = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.stopping.abort(new Error('relay is stopping'));
+    const all = Promise.allSettled([...this.inFlight]);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((resolve) => {
+      graceTimer = setTimeout(() => resolve('timeout'), graceMs);
+    });
+    const outcome = await Promise.race([all.then(() => 'done' as const), grace]);
+    clearTimeout(graceTimer);
+    this.transport.close();
+    if (outcome === 'timeout') await all;
+  }
+
+  private pump(): void {
+    if (!this.running) return;
+    const limit = this.options.config.microsoft365.maxConnections;
+    while (this.inFlight.size < limit) {
+      const id = this.scheduler.takeDue(Date.now());
+      if (!id) break;
+      const delivery = this.deliver(id).catch((err: unknown) => {
+        this.log.error({ msgId: id, err: errorText(err) }, 'delivery crashed; the message stays in the spool');
+      });
+      this.inFlight.add(delivery);
+      void delivery.finally(() => {
+        this.inFlight.delete(delivery);
+        this.pump();
+      });
+    }
+    this.armTimer();
+  }
+
+  /** Wakes the pump when the earliest deferred message becomes due. */
+  private armTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const next = this.scheduler.nextDueAt();
+    if (next === null || !this.running) return;
+    const delay = Math.max(0, Math.min(next - Date.now(), 2_147_000_000));
+    this.timer = setTimeout(() => this.pump(), delay);
+    this.timer.unref();
+  }
+
+  private async deliver(id: string): Promise<void> {
+    try {
+      await this.pacer.acquire(this.stopping.signal);
+    } catch {
+      this.scheduler.schedule(id, 0);
+      return; // stopping: the message stays queued, untouched
+    }
+    const meta = await this.options.spool.claim(id);
+    if (!meta) return; // deleted, held or claimed meanwhile
+
+    let outcome: { result?: SendResult; error?: UpstreamError | TokenError };
+    try {
+      outcome = await this.attempt(meta);
+      if (outcome.error && classifyError(outcome.error).class === 'token-rejected') {
+        // Exchange refused a token msal still holds (revoked, or the mailbox permission changed):
+        // fetch a fresh one and try once more at once.
+        this.log.warn({ msgId: id, event: 'token-rejected' }, 'Exchange rejected the access token; renewing it and retrying');
+        outcome = await this.options.tokens.getToken({ forceRefresh: true }).then(
+          () => this.attempt(meta),
+          (err: TokenError) => ({ error: err }),
+        );
+      }
+    } catch (err) {
+      outcome = { error: new UpstreamError({ message: errorText(err) }, [], { cause: err }) };
+    }
+    await this.record(meta, outcome);
+  }
+
+  private async attempt(meta: MessageMeta): Promise<{ result?: SendResult; error?: UpstreamError | TokenError }> {
+    try {
+      // Asking first means a token problem is known as such, without opening a connection.
+      await this.options.tokens.getToken();
+      const m365 = this.options.config.microsoft365;
+      const block = await readHeaderBlock(this.options.spool.dataPath(meta.id));
+      const decision = applySenderPolicy(
+        { mailbox: m365.mailbox, sendAs: m365.sendAs },
+        { envelopeFrom: meta.envelope.from, header: block, messageId: meta.id, receivedAt: new Date(meta.receivedAt) },
+      );
+      if (decision.changes.length > 0 && meta.attempts === 0) {
+        this.log.info({ msgId: meta.id, event: 'rewritten', changes: decision.changes }, 'sender policy applied');
+      }
+      const to = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+      const body = this.options.spool.openData(meta.id, block.bodyOffset);
+      const raw = Readable.from(concatStreams(serializeHeaderBlock(decision.header), body));
+      return { result: await this.transport.send({ from: decision.envelopeFrom, to }, raw) };
+    } catch (err) {
+      if (err instanceof UpstreamError || err instanceof TokenError) return { error: err };
+      throw err;
+    }
+  }
+
+  /** Writes the outcome of an attempt to the spool and schedules what remains. */
+  private async record(meta: MessageMeta, outcome: { result?: SendResult; error?: UpstreamError | TokenError }): Promise<void> {
+    const now = Date.now();
+    const attempts = meta.attempts + 1;
+    const recipients = meta.recipients.map((r) => ({ ...r }));
+    const pending = () => recipients.filter((r) => r.status === 'pending');
+    const byAddress = (address: string) => recipients.find((r) => r.status === 'pending' && r.address.toLowerCase() === address.toLowerCase());
+    let messageClass: Classification | null = null;
+    let lastError: string | null = null;
+
+    const rejections = outcome.result?.rejected ?? (outcome.error instanceof UpstreamError ? outcome.error.rejected : []);
+    for (const rejection of rejections) {
+      const r = byAddress(rejection.address);
+      if (!r) continue;
+      const cls = classify({ responseCode: rejection.responseCode, response: rejection.response });
+      r.lastError = describeFailure({ response: rejection.response });
+      if (cls.class === 'permanent') {
+        r.status = 'failed';
+        this.log.warn({ msgId: meta.id, event: 'recipient-failed', recipient: r.address, reason: r.lastError }, 'recipient rejected permanently');
+      }
+      lastError = r.lastError;
+    }
+
+    if (outcome.result) {
+      for (const address of outcome.result.accepted) {
+        const r = byAddress(address);
+        if (r) r.status = 'delivered';
+      }
+      const delivered = outcome.result.accepted.length;
+      if (delivered > 0) {
+        this.log.info(
+          { msgId: meta.id, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts },
+          'delivered to Exchange Online',
+        );
+        this.alerts.clear('configuration');
+      }
+    } else if (outcome.error) {
+      const failure = failureOf(outcome.error);
+      messageClass = classify(failure);
+      // An envelope error lists per-recipient rejections, handled above; the message-level text
+      // ("all recipients were rejected") only matters when none was attributed.
+      if (!(outcome.error instanceof UpstreamError && outcome.error.rejected.length > 0)) {
+        lastError = describeFailure(failure);
+        if (messageClass.class === 'permanent') {
+          for (const r of pending()) {
+            r.status = 'failed';
+            r.lastError = lastError;
+          }
+        }
+        this.react(meta.id, messageClass, outcome.error, lastError);
+      } else {
+        messageClass = null;
+      }
+    }
+
+    const next: MessageMeta = { ...meta, recipients, attempts, lastError: lastError ?? meta.lastError };
+    if (pending().length === 0) {
+      if (recipients.every((r) => r.status === 'delivered')) {
+        await this.options.spool.complete(meta.id);
+        return;
+      }
+      const reason = lastError ?? recipients.find((r) => r.status === 'failed')?.lastError ?? 'failed';
+      await this.options.spool.fail({ ...next, lastError: reason, nextAttemptAt: null });
+      this.log.warn({ msgId: meta.id, event: 'failed', reason, attempts }, 'message failed permanently');
+      return;
+    }
+
+    const minDelayMs = messageClass ? this.minDelayFor(messageClass) : undefined;
+    const decision = nextAttempt(this.options.config.retry, { attempts, receivedAt: Date.parse(meta.receivedAt), now, minDelayMs });
+    if (decision.action === 'expire') {
+      const reason = `expired after ${formatDuration(now - Date.parse(meta.receivedAt))} in the queue; last error: ${next.lastError ?? 'none'}`;
+      for (const r of pending()) {
+        r.status = 'failed';
+        r.lastError = r.lastError ?? next.lastError ?? 'expired';
+      }
+      await this.options.spool.fail({ ...next, recipients, lastError: reason });
+      this.log.warn({ msgId: meta.id, event: 'failed', reason, attempts }, 'message expired');
+      return;
+    }
+    const nextAttemptAt = new Date(decision.at).toISOString();
+    await this.options.spool.defer({ ...next, nextAttemptAt });
+    this.log.info(
+      { msgId: meta.id, event: 'deferred', reason: next.lastError, class: messageClass?.reason ?? 'recipient-deferred', attempts, nextAttemptAt, retryIn: formatDuration(decision.delayMs) },
+      'delivery deferred',
+    );
+    this.enqueue(meta.id, decision.at);
+  }
+
+  /** Side effects of a failure on the whole mailbox: pauses and alerts. */
+  private react(id: string, cls: Classification, error: UpstreamError | TokenError, lastError: string | null): void {
+    const now = Date.now();
+    if (cls.class === 'throttled') this.pacer.pause(now + THROTTLE_PAUSE_MS);
+    if (cls.class === 'quota') {
+      this.pacer.pause(now + QUOTA_PAUSE_MS);
+      this.alerts.raise('quota', { reason: lastError }, `Exchange Online daily recipient quota reached for ${this.options.config.microsoft365.mailbox}; delivery paused for ${formatDuration(QUOTA_PAUSE_MS)}`);
+    }
+    if (cls.class === 'configuration') {
+      const advice = error instanceof TokenError ? error.advice : cls.advice;
+      this.alerts.raise('configuration', { msgId: id, reason: lastError, advice }, `delivery blocked by a configuration problem: ${advice ?? lastError}. Mail stays queued until it is fixed.`);
+    }
+  }
+
+  private minDelayFor(cls: Classification): number | undefined {
+    if (cls.class === 'quota') return QUOTA_PAUSE_MS;
+    if (cls.class === 'throttled') return THROTTLE_PAUSE_MS;
+    return undefined;
+  }
+}
+
+function classifyError(error: UpstreamError | TokenError): Classification {
+  return classify(failureOf(error));
+}
+
+function failureOf(error: UpstreamError | TokenError): UpstreamFailure {
+  if (error instanceof TokenError) return { code: 'ETOKEN', message: error.message, tokenKind: error.kind };
+  return error.failure;
+}
+
+/** Exchange's reply "250 2.0.0 OK <queue id> [Hostname=...]" names its queue id in angle brackets. */
+function upstreamQueueId(response: string): string | undefined {
+  return /<([^>]+)>/.exec(response)?.[1];
+}
+
+async function* concatStreams(head: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  yield head;
+  yield* body;
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

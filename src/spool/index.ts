@@ -1,0 +1,4 @@
+export { SpoolWriteError } from './errors.js';
+export type { IncomingMessage, MessageSink } from './incoming.js';
+export { Spool, type RecoveryReport, type SpoolEntry } from './spool.js';
+export type { ClientInfo, Envelope, MessageMeta, RecipientState, SpoolState } from './types.js';

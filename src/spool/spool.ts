@@ -1,0 +1,280 @@
+import { EventEmitter } from 'node:events';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '../observability/logger.js';
+import { SpoolWriteError } from './errors.js';
+import { DirectorySyncer } from './fsync.js';
+import { isMessageId, newMessageId } from './ids.js';
+import { SpoolIncoming, type IncomingMessage, type MessageSink } from './incoming.js';
+import type { ClientInfo, Envelope, MessageMeta, SpoolState } from './types.js';
+
+/** Directories of metadata files; the directory is the state. */
+const STATE_DIRS = { queue: 'queue', active: 'active', failed: 'failed', hold: 'hold' } as const;
+type StateDir = keyof typeof STATE_DIRS;
+
+export interface SpoolEntry {
+  meta: MessageMeta;
+  state: SpoolState;
+}
+
+export interface RecoveryReport {
+  queued: number;
+  returnedFromActive: number;
+  removedTemp: number;
+  removedOrphanData: number;
+  movedToCorrupt: number;
+}
+
+export interface SpoolEvents {
+  queued: [meta: MessageMeta];
+}
+
+/**
+ * The on-disk queue. Layout under `dir`:
+ *   data/<id>.eml      the message bytes as received (immutable)
+ *   queue/<id>.json    waiting for delivery (queued, or deferred when attempts > 0)
+ *   active/<id>.json   claimed by the relay worker
+ *   failed/<id>.json   failed for good, reason kept
+ *   hold/<id>.json     held by an administrator
+ *   tmp/               metadata being written (cleaned at start)
+ *   corrupt/           entries that could not be read, moved aside, never deleted
+ * Every state change is an atomic rename of the metadata file followed by a directory fsync.
+ */
+export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
+  private readonly syncer = new DirectorySyncer();
+
+  private constructor(
+    readonly dir: string,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  static async open(dir: string, logger: Logger): Promise<Spool> {
+    for (const sub of ['data', 'tmp', 'corrupt', ...Object.values(STATE_DIRS)]) {
+      await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
+    }
+    return new Spool(dir, logger);
+  }
+
+  private metaPath(state: StateDir, id: string): string {
+    return join(this.dir, STATE_DIRS[state], `${id}.json`);
+  }
+
+  dataPath(id: string): string {
+    return join(this.dir, 'data', `${id}.eml`);
+  }
+
+  incoming(): IncomingMessage {
+    const id = newMessageId();
+    return new SpoolIncoming(id, this.dataPath(id), (msgId, size, input) => this.commitIncoming(msgId, size, input));
+  }
+
+  private async commitIncoming(id: string, size: number, input: { envelope: Envelope; client: ClientInfo }): Promise<void> {
+    const meta: MessageMeta = {
+      version: 1,
+      id,
+      envelope: input.envelope,
+      recipients: input.envelope.to.map((address) => ({ address, status: 'pending' })),
+      client: input.client,
+      size,
+      receivedAt: new Date().toISOString(),
+      attempts: 0,
+      nextAttemptAt: null,
+      lastError: null,
+    };
+    try {
+      await this.writeMeta('queue', meta);
+      // The data file's directory entry must be durable too before we answer 250.
+      await this.syncer.sync(join(this.dir, 'data'));
+    } catch (err) {
+      throw new SpoolWriteError(`cannot queue message ${id}: ${(err as Error).message}`, { cause: err });
+    }
+    this.emit('queued', meta);
+  }
+
+  /** Writes metadata to tmp/, fsyncs it, renames it into the state directory and fsyncs that. */
+  private async writeMeta(state: StateDir, meta: MessageMeta): Promise<void> {
+    const tmp = join(this.dir, 'tmp', `${meta.id}.${process.pid}.${Math.random().toString(36).slice(2)}.json`);
+    const handle = await open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(meta));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, this.metaPath(state, meta.id));
+    await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
+  }
+
+  private async moveMeta(from: StateDir, to: StateDir, id: string): Promise<boolean> {
+    try {
+      await rename(this.metaPath(from, id), this.metaPath(to, id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    await Promise.all([this.syncer.sync(join(this.dir, STATE_DIRS[to])), this.syncer.sync(join(this.dir, STATE_DIRS[from]))]);
+    return true;
+  }
+
+  async readMeta(state: StateDir, id: string): Promise<MessageMeta> {
+    return parseMeta(await readFile(this.metaPath(state, id), 'utf8'), id);
+  }
+
+  /**
+   * Takes a queued message for delivery. Returns null when it is no longer queued (delivered,
+   * deleted or held meanwhile): the rename is what makes the claim exclusive.
+   */
+  async claim(id: string): Promise<MessageMeta | null> {
+    if (!(await this.moveMeta('queue', 'active', id))) return null;
+    try {
+      return await this.readMeta('active', id);
+    } catch (err) {
+      await this.quarantine('active', id, err);
+      return null;
+    }
+  }
+
+  /** Puts a claimed message back unchanged (shutdown before it was attempted). */
+  async release(id: string): Promise<void> {
+    await this.moveMeta('active', 'queue', id);
+  }
+
+  /** Delivered to every recipient: the message leaves the spool. */
+  async complete(id: string): Promise<void> {
+    await unlink(this.metaPath('active', id)).catch(ignoreMissing);
+    await unlink(this.dataPath(id)).catch(ignoreMissing);
+    await Promise.all([this.syncer.sync(join(this.dir, STATE_DIRS.active)), this.syncer.sync(join(this.dir, 'data'))]);
+  }
+
+  /** Back to the queue with updated metadata (attempts, nextAttemptAt, lastError, recipients). */
+  async defer(meta: MessageMeta): Promise<void> {
+    await this.replaceActive('queue', meta);
+  }
+
+  /** Failed for good: the metadata (with the reason) moves to failed/, the data is kept. */
+  async fail(meta: MessageMeta): Promise<void> {
+    await this.replaceActive('failed', { ...meta, failedAt: meta.failedAt ?? new Date().toISOString(), nextAttemptAt: null });
+  }
+
+  private async replaceActive(to: StateDir, meta: MessageMeta): Promise<void> {
+    // Written to the destination first: a crash in between leaves two copies, and recovery keeps the newer.
+    await this.writeMeta(to, meta);
+    await unlink(this.metaPath('active', meta.id)).catch(ignoreMissing);
+    await this.syncer.sync(join(this.dir, STATE_DIRS.active));
+  }
+
+  openData(id: string, start = 0): ReadStream {
+    return createReadStream(this.dataPath(id), { start, highWaterMark: 256 * 1024 });
+  }
+
+  async ids(state: StateDir): Promise<string[]> {
+    const names = await readdir(join(this.dir, STATE_DIRS[state]));
+    return names.filter((n) => n.endsWith('.json') && isMessageId(n.slice(0, -5))).map((n) => n.slice(0, -5));
+  }
+
+  /** Every message, for `queue list`. Unreadable entries are skipped (recovery moves them aside). */
+  async list(states: StateDir[] = ['queue', 'active', 'hold', 'failed']): Promise<SpoolEntry[]> {
+    const entries: SpoolEntry[] = [];
+    for (const state of states) {
+      for (const id of await this.ids(state)) {
+        try {
+          const meta = await this.readMeta(state, id);
+          entries.push({ meta, state: stateOf(state, meta) });
+        } catch {
+          // moved or being rewritten meanwhile, or corrupt: not listed now
+        }
+      }
+    }
+    return entries.sort((a, b) => a.meta.id.localeCompare(b.meta.id));
+  }
+
+  /**
+   * Run once at start, before the listener and the worker: brings the spool back to a consistent
+   * state after a crash. Claimed-but-unfinished messages go back to the queue (they may have reached
+   * Exchange: better twice than never), leftovers are removed, unreadable entries moved aside.
+   */
+  async recover(): Promise<{ report: RecoveryReport; queued: MessageMeta[] }> {
+    const report: RecoveryReport = { queued: 0, returnedFromActive: 0, removedTemp: 0, removedOrphanData: 0, movedToCorrupt: 0 };
+    for (const name of await readdir(join(this.dir, 'tmp'))) {
+      await rm(join(this.dir, 'tmp', name), { force: true, recursive: true });
+      report.removedTemp++;
+    }
+
+    const queuedIds = new Set(await this.ids('queue'));
+    for (const id of await this.ids('active')) {
+      if (queuedIds.has(id) || (await exists(this.metaPath('failed', id)))) {
+        await unlink(this.metaPath('active', id)).catch(ignoreMissing);
+      } else {
+        await rename(this.metaPath('active', id), this.metaPath('queue', id));
+        queuedIds.add(id);
+        report.returnedFromActive++;
+      }
+    }
+
+    const queued: MessageMeta[] = [];
+    const known = new Set<string>();
+    for (const state of ['queue', 'hold', 'failed'] as const) {
+      for (const id of state === 'queue' ? [...queuedIds] : await this.ids(state)) {
+        let meta: MessageMeta;
+        try {
+          meta = await this.readMeta(state, id);
+          if (!(await exists(this.dataPath(id)))) throw new Error('its data file is missing');
+        } catch (err) {
+          await this.quarantine(state, id, err);
+          report.movedToCorrupt++;
+          continue;
+        }
+        known.add(id);
+        if (state === 'queue') queued.push(meta);
+      }
+    }
+
+    for (const name of await readdir(join(this.dir, 'data'))) {
+      const id = name.endsWith('.eml') ? name.slice(0, -4) : '';
+      if (known.has(id)) continue;
+      // Data without metadata was never acknowledged (the client did not get 250).
+      await rm(join(this.dir, 'data', name), { force: true });
+      report.removedOrphanData++;
+    }
+    for (const sub of ['tmp', 'data', ...Object.values(STATE_DIRS)]) await this.syncer.sync(join(this.dir, sub));
+    report.queued = queued.length;
+    return { report, queued };
+  }
+
+  /** Moves an unreadable entry (metadata and data) into corrupt/ for an administrator to inspect. */
+  private async quarantine(state: StateDir, id: string, reason: unknown): Promise<void> {
+    this.logger.error({ msgId: id, state, err: String((reason as Error)?.message ?? reason) }, 'unreadable spool entry moved to corrupt/');
+    await rename(this.metaPath(state, id), join(this.dir, 'corrupt', `${id}.json`)).catch(ignoreMissing);
+    await rename(this.dataPath(id), join(this.dir, 'corrupt', `${id}.eml`)).catch(ignoreMissing);
+  }
+}
+
+/** A message waiting in queue/ is "deferred" once it has been tried, "queued" before. */
+function stateOf(dir: StateDir, meta: MessageMeta): SpoolState {
+  if (dir === 'queue') return meta.attempts > 0 ? 'deferred' : 'queued';
+  return dir;
+}
+
+export function parseMeta(text: string, id: string): MessageMeta {
+  const meta = JSON.parse(text) as MessageMeta;
+  if (meta?.version !== 1 || meta.id !== id || !meta.envelope || !Array.isArray(meta.recipients)) {
+    throw new Error(`metadata of ${id} is not a valid spool entry`);
+  }
+  return meta;
+}
+
+function ignoreMissing(err: NodeJS.ErrnoException): void {
+  if (err.code !== 'ENOENT') throw err;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

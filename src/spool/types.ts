@@ -1,0 +1,45 @@
+/** The SMTP envelope as the device gave it. `from` is '' for the null sender (<>). */
+export interface Envelope {
+  from: string;
+  to: string[];
+}
+
+/** Who handed us the message: kept in the metadata for logs and routing. */
+export interface ClientInfo {
+  address: string;
+  user?: string;
+  helo?: string;
+  /** Whether the client used TLS (STARTTLS) on the listener. */
+  secure?: boolean;
+}
+
+export type RecipientStatus = 'pending' | 'delivered' | 'failed';
+
+export interface RecipientState {
+  address: string;
+  status: RecipientStatus;
+  lastError?: string;
+}
+
+/** Where a message is: the directory its metadata file lives in. */
+export type SpoolState = 'queued' | 'deferred' | 'active' | 'failed' | 'hold';
+
+/**
+ * Everything the relay knows about a message besides its bytes. Stored as one small JSON file
+ * whose directory is the message's state; the raw MIME lives in data/<id>.eml and never changes.
+ */
+export interface MessageMeta {
+  version: 1;
+  id: string;
+  envelope: Envelope;
+  recipients: RecipientState[];
+  client: ClientInfo;
+  size: number;
+  receivedAt: string;
+  attempts: number;
+  /** ISO time of the next delivery attempt; null means "as soon as possible". */
+  nextAttemptAt: string | null;
+  lastError: string | null;
+  /** Set once the message is failed for good. */
+  failedAt?: string;
+}

@@ -1,0 +1,179 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import nodemailer from 'nodemailer';
+import { stringify } from 'yaml';
+import { parseConfig, type RelayConfig } from '../../src/config/index.js';
+import { startRelay, type RunningRelay } from '../../src/daemon.js';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
+import { captureLogger, type LogLine } from './logs.js';
+import { loadTestCa } from './testCa.js';
+import { waitFor } from './wait.js';
+
+export { tempDir } from './tmp.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+/** The built-in Microsoft 365 simulator on loopback, its certificate signed by the run's test CA. */
+export function startTestSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  return startSimulator({ ca: loadTestCa(), ...options });
+}
+
+type Raw = Record<string, unknown>;
+
+/** A raw (YAML-shaped) configuration pointing at the simulator; `overrides` merge one level deep. */
+export function rawConfigFor(sim: Simulator, spoolDir: string, overrides: Raw = {}): Raw {
+  const { microsoft365, retry, ...rest } = overrides as { microsoft365?: Raw; retry?: Raw };
+  return {
+    listen: [{ port: 0, host: '127.0.0.1' }],
+    allowNetworks: ['127.0.0.1/32', '::1/128'],
+    spool: { dir: spoolDir },
+    ...rest,
+    microsoft365: {
+      tenantId: sim.tenantId,
+      clientId: '11111111-2222-3333-4444-555555555555',
+      clientSecret: 'sim-secret',
+      authorityHost: sim.authorityHost,
+      smtpHost: sim.smtpHost,
+      smtpPort: sim.smtpPort,
+      mailbox: 'relay@contoso.com',
+      sendAs: ['@contoso.com'],
+      rateLimit: { messages: 1000, perSeconds: 60 },
+      tokenTimeout: '5s',
+      smtpTimeout: '5s',
+      ...microsoft365,
+    },
+    retry: { schedule: ['300ms'], maxAge: '1h', jitter: 0, ...retry },
+  };
+}
+
+/** Validates a raw configuration exactly as the daemon would. */
+export function toConfig(raw: Raw, source = join(ROOT, 'test', 'inline.yaml')): RelayConfig {
+  return parseConfig(stringify(raw), source, {});
+}
+
+export interface InProcessRelay {
+  relay: RunningRelay;
+  port: number;
+  logs: LogLine[];
+  stop(): Promise<void>;
+}
+
+export async function startInProcessRelay(raw: Raw): Promise<InProcessRelay> {
+  const { logger, lines } = captureLogger();
+  const relay = await startRelay(toConfig(raw), logger, { listenerGraceMs: 2000, deliveryGraceMs: 5000 });
+  const port = relay.addresses[0]?.port ?? 0;
+  return { relay, port, logs: lines, stop: () => relay.stop() };
+}
+
+export interface ChildRelay {
+  proc: ChildProcess;
+  port: number;
+  logs: LogLine[];
+  stderr: () => string;
+  waitForLog(what: string, predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** SIGTERM and wait for the exit code (bounded). */
+  stop(timeoutMs?: number): Promise<number | null>;
+  /** SIGKILL: the crash case. */
+  kill(): Promise<void>;
+}
+
+/** Starts the compiled daemon (`node dist/cli.js run`) as a real child process. */
+export async function spawnRelay(raw: Raw, dir: string, name = 'relay.yaml'): Promise<ChildRelay> {
+  const file = join(dir, name);
+  writeFileSync(file, stringify(raw));
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const logs: LogLine[] = [];
+  let err = '';
+  let buffered = '';
+  proc.stdout!.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    let nl: number;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (process.env.DEBUG_LOGS) process.stderr.write(`[child] ${line}\n`);
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        // ignore non-JSON
+      }
+    }
+  });
+  proc.stderr!.on('data', (chunk: Buffer) => {
+    err += chunk.toString('utf8');
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const waitForLog = (what: string, predicate: (line: LogLine) => boolean, timeoutMs = 15_000) =>
+    waitFor(what, () => {
+      if (proc.exitCode !== null) throw new Error(`relay exited (${proc.exitCode}) while waiting for ${what}: ${err}`);
+      return logs.find(predicate);
+    }, timeoutMs);
+  const listening = await waitForLog('the relay to listen', (l) => l.event === 'listening');
+  const port = (listening.addresses as Array<{ port: number }>)[0]?.port ?? 0;
+  return {
+    proc,
+    port,
+    logs,
+    stderr: () => err,
+    waitForLog,
+    async stop(timeoutMs = 20_000) {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill('SIGTERM');
+      const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    async kill() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export interface SendOptions {
+  from?: string;
+  to?: string[];
+  raw?: string | Buffer;
+  auth?: { user: string; pass: string };
+  host?: string;
+}
+
+/** Sends one message the way a device would: plain SMTP, no TLS, optional AUTH. */
+export async function sendMessage(port: number, options: SendOptions = {}) {
+  const transport = nodemailer.createTransport({
+    host: options.host ?? '127.0.0.1',
+    port,
+    secure: false,
+    ignoreTLS: true,
+    auth: options.auth,
+    connectionTimeout: 5000,
+    greetingTimeout: 5000,
+    socketTimeout: 10_000,
+  });
+  const from = options.from ?? 'scanner@printer.local';
+  const to = options.to ?? ['alice@contoso.com'];
+  const raw = options.raw ?? sampleMessage({ from, to });
+  try {
+    return await transport.sendMail({ envelope: { from, to }, raw });
+  } finally {
+    transport.close();
+  }
+}
+
+export function sampleMessage({ from = 'scanner@printer.local', to = ['alice@contoso.com'], subject = 'Scan from MFP 3rd floor', body = 'Scanned document attached.' } = {}): string {
+  return [
+    `From: "Scanner 3rd floor" <${from}>`,
+    `To: ${to.join(', ')}`,
+    `Subject: ${subject}`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    body,
+    '',
+  ].join('\r\n');
+}
