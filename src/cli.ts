@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
-import { formatQueueTable, toListItem } from './cli/queueList.js';
+import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
 import { ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
-import { Spool } from './spool/index.js';
+import { QueueAdmin, QueueCommandError, Spool } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
 
@@ -13,6 +13,12 @@ Usage:
   m365-relay run --config FILE                 run the relay in the foreground (JSON logs on stdout)
   m365-relay check-config --config FILE        validate the configuration; exit 0 or 1
   m365-relay queue list --config FILE [--json] list every message in the spool
+  m365-relay queue show ID --config FILE [--json]
+                                               one message: envelope, recipients, history, headers
+  m365-relay queue retry ID|--all --config FILE put failed/deferred/held message(s) back, due now
+  m365-relay queue hold ID --config FILE       keep a queued message from being delivered
+  m365-relay queue release ID --config FILE    deliver a held message again
+  m365-relay queue delete ID --config FILE     remove a message for good
   m365-relay hash-password                     read a password on stdin, print a passwordHash value
 `;
 
@@ -94,16 +100,63 @@ function checkConfig(args: string[]): number {
   return 0;
 }
 
+const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete'] as const;
+
 async function queue(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'list') throw new UsageError(`unknown queue command "${sub ?? ''}" (expected: queue list)`);
-  const { file, values } = configOption(rest, { json: { type: 'boolean' } });
+  if (!QUEUE_COMMANDS.includes(sub as (typeof QUEUE_COMMANDS)[number])) {
+    throw new UsageError(`unknown queue command "${sub ?? ''}" (expected one of: ${QUEUE_COMMANDS.join(', ')})`);
+  }
+  const { file, values, positionals } = configOption(rest, { json: { type: 'boolean' }, all: { type: 'boolean' } });
   const config = load(file);
   const spool = await Spool.open(config.spool.dir, silentLogger());
-  const items = (await spool.list()).map(toListItem);
-  process.stdout.write(values.json ? `${JSON.stringify(items, null, 2)}\n` : `${formatQueueTable(items)}\n`);
+  if (sub === 'list') {
+    const items = (await spool.list()).map(toListItem);
+    process.stdout.write(values.json ? `${JSON.stringify(items, null, 2)}\n` : `${formatQueueTable(items)}\n`);
+    return 0;
+  }
+  const admin = new QueueAdmin(spool);
+  if (sub === 'retry' && values.all) {
+    const count = await admin.retryAll();
+    await admin.wakeDaemon();
+    process.stdout.write(`${count} message(s) queued for delivery now\n`);
+    return 0;
+  }
+  const id = positionals[0];
+  if (!id) throw new UsageError(`queue ${sub} needs a message id${sub === 'retry' ? ' or --all' : ''}`);
+  try {
+    switch (sub) {
+      case 'show': {
+        const { entry, headers } = await admin.show(id);
+        process.stdout.write(values.json ? `${JSON.stringify({ ...toListItem(entry), meta: entry.meta, headers }, null, 2)}\n` : `${formatShow(entry, headers)}\n`);
+        return 0;
+      }
+      case 'retry':
+        await admin.retry(id);
+        break;
+      case 'hold':
+        await admin.hold(id);
+        break;
+      case 'release':
+        await admin.release(id);
+        break;
+      case 'delete':
+        await admin.delete(id);
+        break;
+    }
+  } catch (err) {
+    if (err instanceof QueueCommandError) {
+      process.stderr.write(`m365-relay: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  await admin.wakeDaemon();
+  process.stdout.write(`${id}: ${PAST[sub as keyof typeof PAST]}\n`);
   return 0;
 }
+
+const PAST = { retry: 'queued for delivery now', hold: 'held', release: 'released, queued for delivery now', delete: 'deleted' } as const;
 
 async function hashPasswordCommand(): Promise<number> {
   const chunks: Buffer[] = [];

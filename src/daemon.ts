@@ -3,7 +3,10 @@ import { createListener } from './listener/index.js';
 import { TokenProvider, TokenError } from './oauth/index.js';
 import type { Logger } from './observability/logger.js';
 import { RelayWorker } from './relay/index.js';
-import { Spool } from './spool/index.js';
+import { Spool, watchWakeups } from './spool/index.js';
+
+/** How often the worker re-reads the queue from disk even without a wake-up. */
+const RESCAN_INTERVAL_MS = 5 * 60_000;
 
 export interface RunningRelay {
   readonly addresses: Array<{ host: string; port: number }>;
@@ -29,9 +32,16 @@ export async function startRelay(config: RelayConfig, logger: Logger, timeouts: 
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
   const tokens = new TokenProvider(config.microsoft365, logger);
+  tokens.startBackgroundRefresh();
   const worker = new RelayWorker({ config, spool, tokens, logger });
   spool.on('queued', (meta) => worker.enqueue(meta.id));
   worker.start(queued);
+  const rescan = () => {
+    worker.rescan().catch((err: unknown) => logger.error({ err: String(err) }, 'queue rescan failed'));
+  };
+  const stopWatching = watchWakeups(spool, rescan);
+  const rescanTimer = setInterval(rescan, RESCAN_INTERVAL_MS);
+  rescanTimer.unref();
 
   // Ask for a token now, so that a credential problem shows in the log at start, not at the first message.
   tokens.getToken().catch((err: unknown) => {
@@ -45,6 +55,9 @@ export async function startRelay(config: RelayConfig, logger: Logger, timeouts: 
   try {
     addresses = await listener.start();
   } catch (err) {
+    stopWatching();
+    clearInterval(rescanTimer);
+    tokens.stopBackgroundRefresh();
     await worker.stop(0);
     throw err;
   }
@@ -57,8 +70,11 @@ export async function startRelay(config: RelayConfig, logger: Logger, timeouts: 
     stop() {
       stopped ??= (async () => {
         logger.info({ event: 'stopping' }, 'stopping: no new connections; finishing what is under way');
+        stopWatching();
+        clearInterval(rescanTimer);
         await listener.close(timeouts.listenerGraceMs ?? 10_000);
         await worker.stop(timeouts.deliveryGraceMs ?? 20_000);
+        tokens.stopBackgroundRefresh();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
       return stopped;

@@ -40,3 +40,25 @@ export function formatQueueTable(items: QueueListItem[]): string {
     .join(', ');
   return [line(head), ...rows.map(line), '', `${items.length} message(s): ${counts}`].join('\n');
 }
+
+/** `queue show`: everything about one message, for a person. */
+export function formatShow(entry: SpoolEntry, headers: string): string {
+  const m = entry.meta;
+  const item = toListItem(entry);
+  const lines = [
+    `id:            ${m.id}`,
+    `state:         ${item.state}`,
+    `received:      ${m.receivedAt} from ${m.client.address}${m.client.user ? ` (user ${m.client.user})` : ''}${m.client.helo ? ` helo ${m.client.helo}` : ''}`,
+    `size:          ${m.size} bytes`,
+    `sender:        ${m.envelope.from || '<>'}`,
+    `attempts:      ${m.attempts}`,
+    `next attempt:  ${m.nextAttemptAt ?? (item.state === 'failed' ? '-' : 'now')}`,
+    `last error:    ${m.lastError ?? '-'}`,
+    ...(m.failedAt ? [`failed at:     ${m.failedAt}`] : []),
+    'recipients:',
+    ...m.recipients.map((r) => `  ${r.status.padEnd(9)} ${r.address}${r.lastError ? `  (${r.lastError})` : ''}`),
+    'headers:',
+    ...headers.split(/\r?\n/).map((h) => `  ${h}`),
+  ];
+  return lines.join('\n');
+}

@@ -5,6 +5,11 @@ import type { Microsoft365Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { TokenError, toTokenError } from './errors.js';
 
+/** msal-node serves a cached token until this long before it expires, then fetches a new one. */
+const MSAL_RENEWAL_OFFSET_MS = 300_000;
+const MIN_REFRESH_DELAY_MS = 5_000;
+const REFRESH_RETRY_MS = 30_000;
+
 export interface AccessToken {
   accessToken: string;
   expiresOn: Date;
@@ -24,6 +29,8 @@ export interface TokenSource {
 export class TokenProvider implements TokenSource {
   private readonly app: ConfidentialClientApplication;
   private readonly inflight = new Map<'cached' | 'forced', Promise<AccessToken>>();
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private refreshing = false;
 
   constructor(
     private readonly config: Microsoft365Config,
@@ -39,6 +46,41 @@ export class TokenProvider implements TokenSource {
     const request = this.fetch(key === 'forced').finally(() => this.inflight.delete(key));
     this.inflight.set(key, request);
     return request;
+  }
+
+  /**
+   * Keeps a fresh token in msal's cache so that sending never waits on Entra ID: each new token
+   * schedules a forced renewal at 80% of the time msal would serve it (msal stops 5 minutes before
+   * expiry). A failed renewal is retried every 30 s while the current token lasts.
+   */
+  startBackgroundRefresh(): void {
+    this.refreshing = true;
+  }
+
+  stopBackgroundRefresh(): void {
+    this.refreshing = false;
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = null;
+  }
+
+  private scheduleRefresh(token: AccessToken): void {
+    if (!this.refreshing) return;
+    const now = Date.now();
+    const usableUntil = token.expiresOn.getTime() - MSAL_RENEWAL_OFFSET_MS;
+    const at = now + Math.max(MIN_REFRESH_DELAY_MS, (usableUntil - now) * 0.8);
+    this.armRefresh(at - now);
+  }
+
+  private armRefresh(delayMs: number): void {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      this.getToken({ forceRefresh: true }).catch((err: unknown) => {
+        this.logger.warn({ event: 'token-refresh-failed', err: (err as Error).message }, 'background token renewal failed; retrying in 30 s');
+        if (this.refreshing) this.armRefresh(REFRESH_RETRY_MS);
+      });
+    }, delayMs);
+    this.refreshTimer.unref();
   }
 
   private async fetch(forced: boolean): Promise<AccessToken> {
@@ -58,8 +100,12 @@ export class TokenProvider implements TokenSource {
       if (!result?.accessToken || !result.expiresOn) {
         throw new TokenError('Entra ID answered without an access token', 'transient', null, 'retrying');
       }
-      if (!result.fromCache) this.logger.info({ event: 'token', expiresOn: result.expiresOn.toISOString(), forced }, 'access token obtained');
-      return { accessToken: result.accessToken, expiresOn: result.expiresOn };
+      const token = { accessToken: result.accessToken, expiresOn: result.expiresOn };
+      if (!result.fromCache) {
+        this.logger.info({ event: 'token', expiresOn: result.expiresOn.toISOString(), forced }, 'access token obtained');
+        this.scheduleRefresh(token);
+      }
+      return token;
     } catch (err) {
       throw toTokenError(err);
     } finally {

@@ -8,6 +8,7 @@ import { nextAttempt } from '../retry/policy.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
 import { classify, describeFailure, type Classification, type UpstreamFailure } from './classify.js';
 import { readHeaderBlock, serializeHeaderBlock } from './headers.js';
+import { CircuitBreaker } from './breaker.js';
 import { Pacer } from './pacing.js';
 import { Scheduler } from './scheduler.js';
 import { applySenderPolicy } from './senderPolicy.js';
@@ -37,7 +38,10 @@ export class RelayWorker {
   private readonly pacer: Pacer;
   private readonly transport: SubmissionTransport;
   private readonly alerts: AlertLog;
+  private readonly breaker = new CircuitBreaker();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Ids taken from the scheduler and not finished yet (waiting for pacing, or being delivered). */
+  private readonly busy = new Set<string>();
   private readonly stopping = new AbortController();
   private timer: NodeJS.Timeout | null = null;
   private running = false;
@@ -64,6 +68,23 @@ export class RelayWorker {
   enqueue(id: string, at = 0): void {
     this.scheduler.schedule(id, at);
     if (this.running) this.pump();
+  }
+
+  /**
+   * Re-reads queue/ and schedules every message at its recorded time: after a `queue` command
+   * changed something, and periodically as a safety net.
+   */
+  async rescan(): Promise<void> {
+    for (const id of await this.options.spool.ids('queue')) {
+      if (this.busy.has(id)) continue;
+      try {
+        const meta = await this.options.spool.readMeta('queue', id);
+        this.scheduler.schedule(id, meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0);
+      } catch {
+        // claimed or changed meanwhile: the next rescan sees it
+      }
+    }
+    this.pump();
   }
 
   get queueSize(): number {
@@ -95,12 +116,14 @@ export class RelayWorker {
     while (this.inFlight.size < limit) {
       const id = this.scheduler.takeDue(Date.now());
       if (!id) break;
+      this.busy.add(id);
       const delivery = this.deliver(id).catch((err: unknown) => {
         this.log.error({ msgId: id, err: errorText(err) }, 'delivery crashed; the message stays in the spool');
       });
       this.inFlight.add(delivery);
       void delivery.finally(() => {
         this.inFlight.delete(delivery);
+        this.busy.delete(id);
         this.pump();
       });
     }
@@ -204,6 +227,7 @@ export class RelayWorker {
           'delivered to Exchange Online',
         );
         this.alerts.clear('configuration');
+        this.breaker.reset();
       }
     } else if (outcome.error) {
       const failure = failureOf(outcome.error);
@@ -237,9 +261,10 @@ export class RelayWorker {
     }
 
     const minDelayMs = messageClass ? this.minDelayFor(messageClass) : undefined;
-    const decision = nextAttempt(this.options.config.retry, { attempts, receivedAt: Date.parse(meta.receivedAt), now, minDelayMs });
+    const lifetimeStart = Date.parse(meta.requeuedAt ?? meta.receivedAt);
+    const decision = nextAttempt(this.options.config.retry, { attempts, receivedAt: lifetimeStart, now, minDelayMs });
     if (decision.action === 'expire') {
-      const reason = `expired after ${formatDuration(now - Date.parse(meta.receivedAt))} in the queue; last error: ${next.lastError ?? 'none'}`;
+      const reason = `expired after ${formatDuration(now - lifetimeStart)} in the queue; last error: ${next.lastError ?? 'none'}`;
       for (const r of pending()) {
         r.status = 'failed';
         r.lastError = r.lastError ?? next.lastError ?? 'expired';
@@ -260,6 +285,14 @@ export class RelayWorker {
   /** Side effects of a failure on the whole mailbox: pauses and alerts. */
   private react(id: string, cls: Classification, error: UpstreamError | TokenError, lastError: string | null): void {
     const now = Date.now();
+    if (cls.reason === 'network' || cls.reason === 'token-unavailable') {
+      const until = this.breaker.trip(now);
+      this.pacer.pause(until);
+      this.log.warn(
+        { msgId: id, event: 'upstream-unavailable', reason: lastError, consecutiveFailures: this.breaker.consecutiveFailures, holdFor: formatDuration(until - now) },
+        'upstream unavailable: holding deliveries',
+      );
+    }
     if (cls.class === 'throttled') this.pacer.pause(now + THROTTLE_PAUSE_MS);
     if (cls.class === 'quota') {
       this.pacer.pause(now + QUOTA_PAUSE_MS);

@@ -10,8 +10,8 @@ import { SpoolIncoming, type IncomingMessage, type MessageSink } from './incomin
 import type { ClientInfo, Envelope, MessageMeta, SpoolState } from './types.js';
 
 /** Directories of metadata files; the directory is the state. */
-const STATE_DIRS = { queue: 'queue', active: 'active', failed: 'failed', hold: 'hold' } as const;
-type StateDir = keyof typeof STATE_DIRS;
+const STATE_DIRS = { queue: 'queue', active: 'active', failed: 'failed', hold: 'hold', admin: 'admin' } as const;
+export type StateDir = keyof typeof STATE_DIRS;
 
 export interface SpoolEntry {
   meta: MessageMeta;
@@ -37,6 +37,7 @@ export interface SpoolEvents {
  *   active/<id>.json   claimed by the relay worker
  *   failed/<id>.json   failed for good, reason kept
  *   hold/<id>.json     held by an administrator
+ *   admin/<id>.json    taken by a `queue` command for a moment (returned to the queue at start)
  *   tmp/               metadata being written (cleaned at start)
  *   corrupt/           entries that could not be read, moved aside, never deleted
  * Every state change is an atomic rename of the metadata file followed by a directory fsync.
@@ -52,13 +53,13 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   }
 
   static async open(dir: string, logger: Logger): Promise<Spool> {
-    for (const sub of ['data', 'tmp', 'corrupt', ...Object.values(STATE_DIRS)]) {
+    for (const sub of ['data', 'tmp', 'corrupt', 'control', ...Object.values(STATE_DIRS)]) {
       await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
     }
     return new Spool(dir, logger);
   }
 
-  private metaPath(state: StateDir, id: string): string {
+  metaPath(state: StateDir, id: string): string {
     return join(this.dir, STATE_DIRS[state], `${id}.json`);
   }
 
@@ -95,7 +96,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   }
 
   /** Writes metadata to tmp/, fsyncs it, renames it into the state directory and fsyncs that. */
-  private async writeMeta(state: StateDir, meta: MessageMeta): Promise<void> {
+  async writeMeta(state: StateDir, meta: MessageMeta): Promise<void> {
     const tmp = join(this.dir, 'tmp', `${meta.id}.${process.pid}.${Math.random().toString(36).slice(2)}.json`);
     const handle = await open(tmp, 'wx', 0o600);
     try {
@@ -108,7 +109,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
   }
 
-  private async moveMeta(from: StateDir, to: StateDir, id: string): Promise<boolean> {
+  async moveMeta(from: StateDir, to: StateDir, id: string): Promise<boolean> {
     try {
       await rename(this.metaPath(from, id), this.metaPath(to, id));
     } catch (err) {
@@ -176,7 +177,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   }
 
   /** Every message, for `queue list`. Unreadable entries are skipped (recovery moves them aside). */
-  async list(states: StateDir[] = ['queue', 'active', 'hold', 'failed']): Promise<SpoolEntry[]> {
+  async list(states: StateDir[] = ['queue', 'active', 'hold', 'failed', 'admin']): Promise<SpoolEntry[]> {
     const entries: SpoolEntry[] = [];
     for (const state of states) {
       for (const id of await this.ids(state)) {
@@ -204,6 +205,14 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     }
 
     const queuedIds = new Set(await this.ids('queue'));
+    // A queue command that died holding a message: its copy goes back where mail waits.
+    for (const id of await this.ids('admin')) {
+      if (queuedIds.has(id)) await unlink(this.metaPath('admin', id)).catch(ignoreMissing);
+      else {
+        await rename(this.metaPath('admin', id), this.metaPath('queue', id));
+        queuedIds.add(id);
+      }
+    }
     for (const id of await this.ids('active')) {
       if (queuedIds.has(id) || (await exists(this.metaPath('failed', id)))) {
         await unlink(this.metaPath('active', id)).catch(ignoreMissing);
@@ -253,8 +262,8 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
 }
 
 /** A message waiting in queue/ is "deferred" once it has been tried, "queued" before. */
-function stateOf(dir: StateDir, meta: MessageMeta): SpoolState {
-  if (dir === 'queue') return meta.attempts > 0 ? 'deferred' : 'queued';
+export function stateOf(dir: StateDir, meta: MessageMeta): SpoolState {
+  if (dir === 'queue' || dir === 'admin') return meta.attempts > 0 ? 'deferred' : 'queued';
   return dir;
 }
 

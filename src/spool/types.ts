@@ -42,4 +42,6 @@ export interface MessageMeta {
   lastError: string | null;
   /** Set once the message is failed for good. */
   failedAt?: string;
+  /** Set when an administrator put a failed message back: its lifetime (retry.maxAge) restarts here. */
+  requeuedAt?: string;
 }

@@ -1,0 +1,166 @@
+// The compiled daemon and CLI as an administrator runs them: real child processes
+// (node dist/cli.js ...), real SMTP on loopback, the built-in Microsoft 365 simulator upstream.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { stringify } from 'yaml';
+import type { Simulator } from '../src/simulator/index.js';
+import { CLI, ROOT, rawConfigFor, sendMessage, spawnRelay, startTestSimulator, tempDir } from './helpers/harness.js';
+
+function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env) {
+  const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', timeout: 20_000, env });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('daemon and CLI', () => {
+  let sim: Simulator;
+  const cleanups: Array<() => void> = [];
+  before(async () => {
+    sim = await startTestSimulator({ rateLimit: null });
+  });
+  after(async () => {
+    await sim.close();
+    for (const c of cleanups) c();
+  });
+  function dir(): string {
+    const tmp = tempDir();
+    cleanups.push(tmp.remove);
+    return tmp.dir;
+  }
+
+  test('the spool survives a restart: queued while upstream is down, delivered after the restart', async (t) => {
+    sim.reset();
+    const work = dir();
+    const raw = rawConfigFor(sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
+    sim.faults.refuseConnections = true;
+    const first = await spawnRelay(raw, work);
+    t.after(() => first.kill());
+    const ids: string[] = [];
+    for (const to of ['a@contoso.com', 'b@contoso.com', 'c@contoso.com']) {
+      const info = await sendMessage(first.port, { to: [to] });
+      ids.push(/queued as (\S+)/.exec(info.response)?.[1] ?? '');
+    }
+    for (const id of ids) await first.waitForLog(`deferred ${id}`, (l) => l.event === 'deferred' && l.msgId === id);
+    assert.equal(await first.stop(), 0, 'SIGTERM exits 0');
+
+    const listed = cli(['queue', 'list', '--config', join(work, 'relay.yaml'), '--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const items = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
+    assert.deepEqual(items.map((i) => i.id).sort(), [...ids].sort());
+    for (const item of items) {
+      assert.deepEqual(Object.keys(item).sort(), ['attempts', 'from', 'id', 'lastError', 'nextAttemptAt', 'recipients', 'state']);
+      assert.equal(item.state, 'deferred');
+      assert.equal(item.from, 'scanner@printer.local');
+      assert.equal(item.attempts, 1);
+      assert.ok(item.lastError);
+    }
+    const table = cli(['queue', 'list', '--config', join(work, 'relay.yaml')]);
+    assert.match(table.stdout, /3 message\(s\): 3 deferred/);
+
+    // A new daemon on the same spool picks all three up again (due at their recorded time, an hour away).
+    sim.faults.refuseConnections = false;
+    const second = await spawnRelay(raw, work);
+    t.after(() => second.kill());
+    const recovered = await second.waitForLog('spool recovery', (l) => l.event === 'spool-recovered');
+    assert.equal(recovered.queued, 3);
+    assert.equal(await second.stop(), 0);
+    const after = JSON.parse(cli(['queue', 'list', '--config', join(work, 'relay.yaml'), '--json']).stdout) as Array<{ nextAttemptAt: string }>;
+    assert.deepEqual(after.map((i) => i.nextAttemptAt).sort(), items.map((i) => i.nextAttemptAt).sort(), 'the recorded next attempts are kept');
+  });
+
+  test('a restarted daemon delivers what the previous one queued', async (t) => {
+    sim.reset();
+    const work = dir();
+    const raw = rawConfigFor(sim, join(work, 'spool'));
+    sim.faults.refuseConnections = true;
+    const first = await spawnRelay(raw, work);
+    t.after(() => first.kill());
+    const info = await sendMessage(first.port, { to: ['restart@contoso.com'] });
+    const id = /queued as (\S+)/.exec(info.response)?.[1];
+    await first.waitForLog('deferral', (l) => l.event === 'deferred' && l.msgId === id);
+    assert.equal(await first.stop(), 0);
+    sim.faults.refuseConnections = false;
+    const second = await spawnRelay(raw, work);
+    t.after(() => second.kill());
+    const [got] = await sim.waitForMessages(1, 15_000);
+    assert.deepEqual(got?.envelope.to, ['restart@contoso.com']);
+    await second.waitForLog('delivery', (l) => l.event === 'delivered' && l.msgId === id);
+    assert.equal(await second.stop(), 0);
+  });
+
+  test('hash-password output works as passwordHash; outside allowNetworks AUTH is required', async (t) => {
+    sim.reset();
+    const hashed = cli(['hash-password'], 'correct horse battery staple\n');
+    assert.equal(hashed.code, 0, hashed.stderr);
+    const passwordHash = hashed.stdout.trim();
+    assert.match(passwordHash, /^scrypt\$/);
+    assert.ok(!passwordHash.includes('correct horse'));
+    const work = dir();
+    const raw = rawConfigFor(sim, join(work, 'spool'), { allowNetworks: ['192.168.10.0/24'], users: [{ username: 'scanner', passwordHash }] });
+    const relay = await spawnRelay(raw, work);
+    t.after(() => relay.kill());
+    await assert.rejects(sendMessage(relay.port), (err: { responseCode?: number; response?: string }) => err.responseCode === 530 && /5\.7\.0/.test(err.response ?? ''));
+    await assert.rejects(
+      sendMessage(relay.port, { auth: { user: 'scanner', pass: 'wrong' } }),
+      (err: { responseCode?: number; response?: string }) => err.responseCode === 535 && /5\.7\.8/.test(err.response ?? ''),
+    );
+    const listed = JSON.parse(cli(['queue', 'list', '--config', join(work, 'relay.yaml'), '--json']).stdout) as unknown[];
+    assert.equal(listed.length, 0, 'nothing was queued for the refused clients');
+    await sendMessage(relay.port, { auth: { user: 'scanner', pass: 'correct horse battery staple' } });
+    await sim.waitForMessages(1);
+    assert.equal(await relay.stop(), 0);
+  });
+
+  test('check-config: exit 0 for a good file, 1 with the key named for each kind of mistake', () => {
+    const work = dir();
+    const good = rawConfigFor(sim, join(work, 'spool'));
+    const write = (name: string, value: unknown) => {
+      const file = join(work, name);
+      writeFileSync(file, typeof value === 'string' ? value : stringify(value));
+      return file;
+    };
+    const ok = cli(['check-config', '--config', write('good.yaml', good)]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /OK/);
+
+    const m365 = good.microsoft365 as Record<string, unknown>;
+    const cases: Array<[string, unknown, RegExp]> = [
+      ['missing.yaml', { ...good, microsoft365: { ...m365, tenantId: undefined } }, /microsoft365\.tenantId: is missing/],
+      ['cidr.yaml', { ...good, allowNetworks: ['192.168.10.0/40'] }, /allowNetworks\[0\]: "192\.168\.10\.0\/40" has an invalid prefix length/],
+      ['env.yaml', { ...good, microsoft365: { ...m365, clientSecret: '${M365_RELAY_TEST_UNSET_SECRET}' } }, /environment variable M365_RELAY_TEST_UNSET_SECRET is not set/],
+      ['both.yaml', { ...good, microsoft365: { ...m365, clientCertificate: { privateKeyFile: 'k', certificateFile: 'c' } } }, /give either clientSecret or clientCertificate, not both/],
+      ['unknown.yaml', { ...good, spoool: {} }, /unknown key "spoool" \(did you mean "spool"\?\)/],
+    ];
+    for (const [name, value, expected] of cases) {
+      const result = cli(['check-config', '--config', write(name, value)]);
+      assert.equal(result.code, 1, `${name} should fail`);
+      assert.match(result.stderr, expected);
+    }
+    const missingFile = cli(['check-config', '--config', join(work, 'nope.yaml')]);
+    assert.equal(missingFile.code, 1);
+    assert.match(missingFile.stderr, /cannot read the file \(ENOENT\)/);
+  });
+
+  test('run with an invalid config exits non-zero at once, naming the key', () => {
+    const work = dir();
+    const file = join(work, 'bad.yaml');
+    writeFileSync(file, stringify({ ...rawConfigFor(sim, join(work, 'spool')), maxMessageSize: 'big' }));
+    const result = cli(['run', '--config', file]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /maxMessageSize: must be of type number/);
+  });
+
+  test('the shipped example configuration is valid', () => {
+    const result = cli(['check-config', '--config', join(ROOT, 'config', 'relay.example.yaml')], undefined, { ...process.env, M365_CLIENT_SECRET: 'x' });
+    assert.equal(result.code, 0, result.stderr);
+  });
+
+  test('usage errors exit 2 with the usage text', () => {
+    const result = cli(['frobnicate']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /unknown command "frobnicate"/);
+    assert.match(result.stderr, /queue list --config FILE/);
+  });
+});
