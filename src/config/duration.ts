@@ -25,3 +25,14 @@ export function formatDuration(ms: number): string {
   }
   return parts.slice(0, 2).join('');
 }
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, k: 1024, mb: 1024 ** 2, m: 1024 ** 2, gb: 1024 ** 3, g: 1024 ** 3 };
+
+/** Parses a size such as "200MB", "1.5GB", "512k" or a bare number of bytes. Null when invalid. */
+export function parseSize(value: string | number): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? Math.floor(value) : null;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b?|[KMG]i?B)?\s*$/i.exec(value);
+  if (!match) return null;
+  const unit = SIZE_UNITS[(match[2] ?? 'b').toLowerCase().replace('ib', 'b') || 'b'];
+  return unit === undefined ? null : Math.floor(Number(match[1]) * unit);
+}

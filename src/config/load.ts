@@ -119,7 +119,7 @@ function resolvePaths(config: RelayConfig, base: string): RelayConfig {
   return {
     ...config,
     listen: config.listen.map((l) => (l.tls ? { ...l, tls: { cert: at(l.tls.cert), key: at(l.tls.key) } } : l)),
-    spool: { dir: at(config.spool.dir) },
+    spool: { ...config.spool, dir: at(config.spool.dir) },
     microsoft365: {
       ...config.microsoft365,
       clientCertificate: cert ? { privateKeyFile: at(cert.privateKeyFile), certificateFile: at(cert.certificateFile) } : undefined,

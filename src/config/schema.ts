@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseCidr } from '../access/networks.js';
-import { parseDuration } from './duration.js';
+import { parseDuration, parseSize } from './duration.js';
 
 /** Matches the mailbox's own address or a sendAs entry: a full address or "@domain". */
 const addressOrDomain = z
@@ -25,6 +25,16 @@ const duration = (what: string) =>
       return z.NEVER;
     }
     return ms;
+  });
+
+const size = (what: string) =>
+  z.union([z.string(), z.number()]).transform((value, ctx) => {
+    const bytes = parseSize(value);
+    if (bytes === null) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a size such as "200MB", "1GB" or a number of bytes` });
+      return z.NEVER;
+    }
+    return bytes;
   });
 
 const httpsUrl = z
@@ -121,7 +131,11 @@ export const configSchema = z.strictObject({
   users: z.array(userSchema).default([]),
   maxMessageSize: z.number().int().positive().default(36_700_160),
   maxRecipients: z.number().int().positive().max(1000).default(500),
-  spool: z.strictObject({ dir: z.string().min(1) }),
+  spool: z.strictObject({
+    dir: z.string().min(1),
+    /** New mail is refused (452 4.3.1) while the spool's filesystem has less free space than this. */
+    minFreeSpace: size('spool.minFreeSpace').default(100 * 1024 * 1024),
+  }),
   microsoft365: microsoft365Schema,
   retry: retrySchema.default({ schedule: DEFAULT_SCHEDULE.map((d) => parseDuration(d) ?? 0), maxAge: 5 * 86_400_000, jitter: 0.1 }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).default({ level: 'info' }),

@@ -130,8 +130,10 @@ function msalConfiguration(config: Microsoft365Config, logger: Logger): Configur
       loggerOptions: {
         piiLoggingEnabled: false,
         logLevel: LogLevel.Warning,
+        // msal's own lines are diagnostics; the provider logs what matters to an administrator.
         loggerCallback: (level, message) => {
-          if (level <= LogLevel.Warning) logger.warn({ event: 'msal' }, message);
+          if (level <= LogLevel.Error) logger.warn({ event: 'msal' }, message);
+          else logger.debug({ event: 'msal' }, message);
         },
       },
     },

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import nodemailer, { type Transporter, type TransportOptions } from 'nodemailer';
@@ -58,7 +59,8 @@ export class SubmissionTransport {
       secure: false,
       requireTLS: true,
       name: hostname(),
-      tls: { minVersion: 'TLSv1.2', servername: config.smtpHost },
+      // SNI takes a host name only (RFC 6066); an IP address is verified against the certificate's IP SANs.
+      tls: { minVersion: 'TLSv1.2', ...(isIP(config.smtpHost) ? {} : { servername: config.smtpHost }) },
       auth: { type: 'OAuth2', user: config.mailbox },
       connectionTimeout: config.smtpTimeout,
       greetingTimeout: config.smtpTimeout,

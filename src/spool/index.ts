@@ -4,3 +4,4 @@ export { Spool, type RecoveryReport, type SpoolEntry } from './spool.js';
 export type { ClientInfo, Envelope, MessageMeta, RecipientState, SpoolState } from './types.js';
 export { QueueAdmin, QueueCommandError, watchWakeups } from './admin.js';
 export type { StateDir } from './spool.js';
+export { SpaceGuard } from './space.js';

@@ -1,0 +1,312 @@
+#!/usr/bin/env node
+// npm run bench: measures the built relay against the built-in Microsoft 365 simulator on loopback.
+// Prints a table and writes bench/results/latest.json. Not a test: no assertion fails on speed.
+//   node scripts/bench.mjs            full run (each figure the median of --runs, default 3)
+//   node scripts/bench.mjs --quick    tiny sizes, one run (the smoke run inside npm test)
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { makeMessage, SmtpSession } from './smtpClient.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const { values: args } = parseArgs({
+  options: { quick: { type: 'boolean' }, runs: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' } },
+});
+const quick = Boolean(args.quick);
+const runs = Number(args.runs ?? (quick ? 1 : 3));
+const outFile = args.out ?? join(root, 'bench', 'results', quick ? 'quick.json' : 'latest.json');
+const only = args.only ? new Set(args.only.split(',')) : null;
+
+const SIZES = quick
+  ? { messages: 40, clients: 4, perConnection: 5, messageSize: 2048, idleConnections: 20, bigMessages: 2, bigSize: 1 << 20, spooled: 50 }
+  : { messages: 2000, clients: 8, perConnection: 50, messageSize: 2048, idleConnections: 500, bigMessages: 4, bigSize: 30 * 1024 * 1024, spooled: 10_000 };
+
+ensureBuilt();
+const { startSimulator } = await import(join(root, 'dist/simulator/index.js'));
+
+const work = mkdtempSync(join(tmpdir(), 'm365-relay-bench-'));
+const sim = await startSimulator({ rateLimit: null, maxConnectionsPerMailbox: 0 });
+const caFile = join(work, 'ca.pem');
+writeFileSync(caFile, sim.caPem);
+
+const results = {};
+try {
+  for (const [name, fn] of [
+    ['accept', benchAccept],
+    ['memory', benchMemory],
+    ['restart', benchRestart],
+  ]) {
+    if (only && !only.has(name)) continue;
+    const samples = [];
+    for (let i = 0; i < runs; i++) samples.push(await fn(i));
+    for (const key of Object.keys(samples[0])) {
+      const values = samples.map((s) => s[key].value);
+      results[key] = { value: median(values), unit: samples[0][key].unit, runs: values, target: samples[0][key].target ?? null };
+    }
+  }
+} finally {
+  await sim.close();
+  rmSync(work, { recursive: true, force: true });
+}
+
+const report = {
+  date: new Date().toISOString(),
+  quick,
+  runs,
+  machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` },
+  sizes: SIZES,
+  results,
+};
+mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+writeFileSync(outFile, `${JSON.stringify(report, null, 2)}\n`);
+printTable(report);
+process.exit(0);
+
+// ---------------------------------------------------------------------------------------------
+
+function ensureBuilt() {
+  const cli = join(root, 'dist', 'cli.js');
+  const newest = (dir) => readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+  if (existsSync(cli) && statSync(cli).mtimeMs >= newest(join(root, 'src'))) return;
+  const built = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  if (built.status !== 0) process.exit(1);
+}
+
+function relayConfig(spoolDir, extra = '') {
+  return `listen:
+  - port: 0
+    host: 127.0.0.1
+allowNetworks: [127.0.0.1/32]
+maxMessageSize: ${Math.max(36_700_160, SIZES.bigSize + 1_000_000)}
+spool:
+  dir: ${spoolDir}
+  minFreeSpace: 0
+microsoft365:
+  tenantId: ${sim.tenantId}
+  clientId: 11111111-2222-3333-4444-555555555555
+  clientSecret: sim-secret
+  authorityHost: ${sim.authorityHost}
+  smtpHost: ${sim.smtpHost}
+  smtpPort: ${sim.smtpPort}
+  mailbox: relay@contoso.com
+  sendAs: ["@contoso.com"]
+  rateLimit: { messages: 1000000, perSeconds: 1 }
+  maxConnections: 8
+log:
+  level: info
+${extra}`;
+}
+
+/** Starts `node dist/cli.js run` and resolves once it listens. */
+async function startRelay(spoolDir) {
+  const file = join(work, `relay-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, relayConfig(spoolDir));
+  const t0 = performance.now();
+  const proc = spawn(process.execPath, [join(root, 'dist/cli.js'), 'run', '--config', file], {
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const relay = { proc, t0, port: 0, firstDeliveredAt: null, delivered: 0, listeningAt: null, tokenAt: null };
+  let buffered = '';
+  proc.stdout.on('data', (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      if (line.includes('"event":"delivered"')) {
+        relay.delivered++;
+        relay.firstDeliveredAt ??= performance.now();
+      } else if (line.includes('"event":"token"')) {
+        relay.tokenAt ??= performance.now();
+      } else if (line.includes('"event":"listening"')) {
+        relay.port = JSON.parse(line).addresses[0].port;
+        relay.listeningAt = performance.now();
+      }
+    }
+  });
+  await until('the relay to listen', () => relay.port, 30_000, proc);
+  return relay;
+}
+
+async function stopRelay(relay) {
+  if (relay.proc.exitCode !== null) return;
+  relay.proc.kill('SIGTERM');
+  const timer = setTimeout(() => relay.proc.kill('SIGKILL'), 30_000);
+  await new Promise((r) => relay.proc.once('exit', r));
+  clearTimeout(timer);
+}
+
+function rssBytes(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+/** Samples the process's RSS while `fn` runs; returns the peak. */
+async function peakRss(pid, fn) {
+  let peak = rssBytes(pid);
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, rssBytes(pid));
+    } catch {
+      /* exited */
+    }
+  }, 10);
+  try {
+    await fn();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(peak, rssBytes(pid));
+}
+
+async function benchAccept(run) {
+  const out = {};
+  for (const perConnection of [1, SIZES.perConnection]) {
+    sim.reset();
+    const spoolDir = join(work, `spool-accept-${run}-${perConnection}`);
+    const relay = await startRelay(spoolDir);
+    await until('the first access token', () => relay.tokenAt, 30_000, relay.proc);
+    const latencies = [];
+    const total = SIZES.messages;
+    let next = 0;
+    const t0 = performance.now();
+    let lastAck = 0;
+    await Promise.all(
+      Array.from({ length: SIZES.clients }, async () => {
+        while (next < total) {
+          const batch = Math.min(perConnection, total - next);
+          const start = next;
+          next += batch;
+          const session = await SmtpSession.connect(relay.port);
+          await session.command('EHLO bench.local', 250);
+          for (let i = 0; i < batch; i++) {
+            const { latencyMs } = await session.send('bench@contoso.com', ['sink@contoso.com'], makeMessage(SIZES.messageSize, 'bench@contoso.com', 'sink@contoso.com', `m${start + i}`));
+            latencies.push(latencyMs);
+          }
+          lastAck = performance.now();
+          await session.quit();
+        }
+      }),
+    );
+    const acceptSeconds = (lastAck - t0) / 1000;
+    await sim.waitForMessages(total, 120_000);
+    const lastDelivered = performance.now();
+    await stopRelay(relay);
+    latencies.sort((a, b) => a - b);
+    const suffix = perConnection === 1 ? '1PerConnection' : `${perConnection}PerConnection`;
+    out[`acceptThroughput_${suffix}`] = { value: round(total / acceptSeconds), unit: 'msg/s', target: perConnection === 1 ? '>= 430' : null };
+    out[`acceptLatencyP50_${suffix}`] = { value: round(pct(latencies, 0.5)), unit: 'ms' };
+    out[`acceptLatencyP99_${suffix}`] = { value: round(pct(latencies, 0.99)), unit: 'ms', target: '< 50' };
+    out[`acceptLatencyMax_${suffix}`] = { value: round(latencies[latencies.length - 1]), unit: 'ms' };
+    if (perConnection === 1) {
+      out.endToEndDrainAfterLastAck = { value: round((lastDelivered - lastAck) / 1000), unit: 's', target: '< 2' };
+      out.endToEndDeliveredRate = { value: round(total / ((lastDelivered - t0) / 1000)), unit: 'msg/s' };
+    }
+  }
+  return out;
+}
+
+async function benchMemory(run) {
+  sim.reset();
+  const relay = await startRelay(join(work, `spool-memory-${run}`));
+  const pid = relay.proc.pid;
+  await sleep(quick ? 300 : 2000);
+  const idle = rssBytes(pid);
+
+  const sockets = [];
+  const idlePeak = await peakRss(pid, async () => {
+    for (let i = 0; i < SIZES.idleConnections; i += 50) {
+      const batch = await Promise.all(Array.from({ length: Math.min(50, SIZES.idleConnections - i) }, () => SmtpSession.connect(relay.port)));
+      sockets.push(...batch);
+    }
+    await sleep(quick ? 200 : 1000);
+  });
+  for (const s of sockets) s.socket.destroy();
+
+  const bigPeak = await peakRss(pid, async () => {
+    const big = makeMessage(SIZES.bigSize, 'bench@contoso.com', 'sink@contoso.com', 'big');
+    await Promise.all(
+      Array.from({ length: SIZES.bigMessages }, async () => {
+        const session = await SmtpSession.connect(relay.port);
+        await session.command('EHLO bench.local', 250);
+        await session.send('bench@contoso.com', ['sink@contoso.com'], big);
+        await session.quit();
+      }),
+    );
+    await sim.waitForMessages(SIZES.bigMessages, 120_000);
+  });
+  sim.reset();
+  await stopRelay(relay);
+  const mb = (b) => round(b / 1024 / 1024);
+  return {
+    rssIdle: { value: mb(idle), unit: 'MB', target: '< 100' },
+    rssPeak_idleConnections: { value: mb(idlePeak), unit: 'MB', target: '< 200' },
+    rssPeak_bigMessagesInFlight: { value: mb(bigPeak), unit: 'MB', target: '< 250' },
+  };
+}
+
+async function benchRestart(run) {
+  sim.reset();
+  const spoolDir = join(work, `spool-restart-${run}`);
+  // Fill the spool directly on disk in the relay's format (setup, not measured).
+  for (const sub of ['data', 'queue', 'tmp', 'active', 'failed', 'hold', 'admin', 'corrupt', 'control']) mkdirSync(join(spoolDir, sub), { recursive: true });
+  const body = makeMessage(SIZES.messageSize, 'bench@contoso.com', 'sink@contoso.com', 'spooled');
+  const now = Date.now();
+  for (let i = 0; i < SIZES.spooled; i++) {
+    const id = (now + i).toString(36).toUpperCase().padStart(9, '0') + i.toString(16).toUpperCase().padStart(10, '0');
+    writeFileSync(join(spoolDir, 'data', `${id}.eml`), body);
+    const meta = { version: 1, id, envelope: { from: 'bench@contoso.com', to: ['sink@contoso.com'] }, recipients: [{ address: 'sink@contoso.com', status: 'pending' }], client: { address: '127.0.0.1' }, size: body.length, receivedAt: new Date(now).toISOString(), attempts: 0, nextAttemptAt: null, lastError: null };
+    writeFileSync(join(spoolDir, 'queue', `${id}.json`), JSON.stringify(meta));
+  }
+  const relay = await startRelay(spoolDir);
+  await until('the first delivery', () => relay.firstDeliveredAt, 120_000, relay.proc);
+  const toFirst = (relay.firstDeliveredAt - relay.t0) / 1000;
+  const toListen = (relay.listeningAt - relay.t0) / 1000;
+  await stopRelay(relay);
+  sim.reset();
+  return {
+    restartToFirstDelivery: { value: round(toFirst), unit: 's', target: '< 3' },
+    restartToListening: { value: round(toListen), unit: 's' },
+  };
+}
+
+function printTable(report) {
+  const rows = Object.entries(report.results).map(([k, r]) => [k, `${r.value} ${r.unit}`, r.target ?? '', r.runs.join(' / ')]);
+  const head = ['figure', 'median', 'target', 'runs'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ');
+  console.log(`\nm365-relay benchmark${report.quick ? ' (quick smoke run)' : ''}: ${report.machine.cores} cores (${report.machine.cpu}), Node ${report.machine.node}, ${report.runs} run(s)`);
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows) console.log(line(r));
+  console.log(`\nwritten to ${outFile}`);
+}
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : round((s[mid - 1] + s[mid]) / 2);
+}
+function pct(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+}
+function round(n) {
+  return Math.round(n * 100) / 100;
+}
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+async function until(what, check, timeoutMs, proc) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (proc && proc.exitCode !== null) throw new Error(`the relay exited while waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}

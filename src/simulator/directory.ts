@@ -1,0 +1,74 @@
+// The simulated tenant's directory: app registrations (Entra ID) and mailboxes (Exchange Online).
+import type { X509Certificate } from 'node:crypto';
+import { parseCertificate, thumbprints } from './certs.js';
+import type { SimulatorApp, SimulatorMailbox } from './types.js';
+
+export const DEFAULT_CLIENT_ID = '11111111-2222-3333-4444-555555555555';
+export const DEFAULT_CLIENT_SECRET = 'sim-secret';
+export const DEFAULT_MAILBOX = 'relay@contoso.com';
+
+export interface AppEntry {
+  clientId: string;
+  clientSecret: string | undefined;
+  secretExpired: boolean;
+  certificate: { cert: X509Certificate; sha1: Buffer; sha256: Buffer } | undefined;
+}
+
+export interface MailboxEntry {
+  /** As configured. */
+  address: string;
+  /** Lowercased. */
+  key: string;
+  apps: Set<string>;
+  /** Lowercased addresses and "@domain" suffixes. */
+  sendAs: string[];
+  smtpAuthEnabled: boolean;
+}
+
+export class Directory {
+  private readonly apps = new Map<string, AppEntry>();
+  private readonly mailboxes = new Map<string, MailboxEntry>();
+
+  constructor(apps: SimulatorApp[], mailboxes: SimulatorMailbox[]) {
+    for (const app of apps) {
+      let certificate: AppEntry['certificate'];
+      if (app.certificatePem) {
+        const cert = parseCertificate(app.certificatePem);
+        certificate = { cert, ...thumbprints(cert) };
+      }
+      // Entra ID client ids are GUIDs and compared case-insensitively.
+      this.apps.set(app.clientId.toLowerCase(), {
+        clientId: app.clientId,
+        clientSecret: app.clientSecret,
+        secretExpired: app.secretExpired ?? false,
+        certificate,
+      });
+    }
+    for (const mailbox of mailboxes) {
+      const key = mailbox.address.toLowerCase();
+      this.mailboxes.set(key, {
+        address: mailbox.address,
+        key,
+        apps: new Set(mailbox.apps.map((id) => id.toLowerCase())),
+        sendAs: (mailbox.sendAs ?? []).map((s) => s.trim().toLowerCase()),
+        smtpAuthEnabled: mailbox.smtpAuthEnabled ?? true,
+      });
+    }
+  }
+
+  app(clientId: string): AppEntry | undefined {
+    return this.apps.get(clientId.toLowerCase());
+  }
+
+  mailbox(address: string): MailboxEntry | undefined {
+    return this.mailboxes.get(address.trim().toLowerCase());
+  }
+}
+
+/** The mailbox itself, an exact sendAs address, or an "@domain" sendAs suffix; case-insensitive. */
+export function maySendAs(mailbox: MailboxEntry, address: string): boolean {
+  const a = address.trim().toLowerCase();
+  if (!a) return false;
+  if (a === mailbox.key) return true;
+  return mailbox.sendAs.some((entry) => (entry.startsWith('@') ? a.endsWith(entry) : a === entry));
+}

@@ -1,0 +1,124 @@
+// The built-in Microsoft 365 stand-in: a simulated Entra ID token endpoint (HTTPS, for msal-node)
+// and a simulated Exchange Online client submission endpoint (SMTP + STARTTLS + XOAUTH2), both on
+// loopback, both with a certificate signed by a CA the caller trusts (NODE_EXTRA_CA_CERTS).
+import { generateCa, generateClientCertificate, generateServerCertificate } from './certs.js';
+import { DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_MAILBOX, Directory } from './directory.js';
+import { Faults } from './faults.js';
+import { startSmtpSubmission, type SmtpSubmission } from './smtpSubmission.js';
+import { startTokenEndpoint } from './tokenEndpoint.js';
+import { TokenStore } from './tokens.js';
+import type { ReceivedMessage, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
+
+export type { ReceivedMessage, Simulator, SimulatorApp, SimulatorFaults, SimulatorMailbox, SimulatorOptions, SimulatorStats } from './types.js';
+export { generateCa, generateClientCertificate };
+
+interface Waiter {
+  count: number;
+  resolve(messages: ReceivedMessage[]): void;
+  reject(err: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+export async function startSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
+  const host = options.host ?? '127.0.0.1';
+  const tenantId = options.tenantId ?? 'contoso.onmicrosoft.com';
+  const apps = options.apps ?? [{ clientId: DEFAULT_CLIENT_ID, clientSecret: DEFAULT_CLIENT_SECRET }];
+  const mailboxes = options.mailboxes ?? [{ address: DEFAULT_MAILBOX, apps: [DEFAULT_CLIENT_ID], sendAs: ['@contoso.com'] }];
+  const tokenLifetimeSeconds = options.tokenLifetimeSeconds ?? 3600;
+  const maxConnectionsPerMailbox = options.maxConnectionsPerMailbox ?? 3;
+  const rateLimit = options.rateLimit === undefined ? { messages: 30, perSeconds: 60 } : options.rateLimit;
+  if (!(tokenLifetimeSeconds > 0)) throw new RangeError('tokenLifetimeSeconds must be positive');
+  if (!(maxConnectionsPerMailbox >= 0)) throw new RangeError('maxConnectionsPerMailbox must be 0 (unlimited) or more');
+  if (rateLimit && !(rateLimit.messages > 0 && rateLimit.perSeconds > 0)) throw new RangeError('rateLimit needs positive messages and perSeconds (or null for none)');
+
+  const directory = new Directory(apps, mailboxes);
+  const ca = options.ca ?? (await generateCa());
+  const tls = await generateServerCertificate(ca);
+  const tokens = new TokenStore();
+  const faults = new Faults();
+  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0 };
+  const received: ReceivedMessage[] = [];
+  const waiters = new Set<Waiter>();
+
+  const settleWaiters = (): void => {
+    for (const waiter of waiters) {
+      if (received.length >= waiter.count) {
+        clearTimeout(waiter.timer);
+        waiters.delete(waiter);
+        waiter.resolve(received.slice());
+      }
+    }
+  };
+
+  const tokenEndpoint = await startTokenEndpoint({ host, port: options.httpsPort ?? 0, tls, tenantId, tokenLifetimeSeconds, directory, tokens, faults, stats });
+  let smtp: SmtpSubmission;
+  try {
+    smtp = await startSmtpSubmission({
+      host,
+      port: options.smtpPort ?? 0,
+      tls,
+      tenantId,
+      maxConnectionsPerMailbox,
+      rateLimit,
+      directory,
+      tokens,
+      faults,
+      stats,
+      onMessage(message) {
+        received.push(message);
+        settleWaiters();
+      },
+    });
+  } catch (err) {
+    await tokenEndpoint.close();
+    throw err;
+  }
+
+  let closed: Promise<void> | null = null;
+
+  return {
+    caPem: ca.certPem,
+    authorityHost: tokenEndpoint.origin,
+    tenantId,
+    smtpHost: host,
+    smtpPort: smtp.port,
+    received,
+    faults,
+    stats,
+    waitForMessages(count, timeoutMs = 10_000) {
+      if (received.length >= count) return Promise.resolve(received.slice());
+      if (closed) return Promise.reject(new Error('the Microsoft 365 simulator is closed'));
+      return new Promise<ReceivedMessage[]>((resolve, reject) => {
+        const waiter: Waiter = {
+          count,
+          resolve,
+          reject,
+          timer: setTimeout(() => {
+            waiters.delete(waiter);
+            reject(new Error(`timed out after ${timeoutMs} ms waiting for ${count} message(s) at the Microsoft 365 simulator; it has received ${received.length}`));
+          }, timeoutMs),
+        };
+        waiters.add(waiter);
+      });
+    },
+    revokeAllTokens() {
+      tokens.revokeAll();
+    },
+    reset() {
+      faults.clear();
+      received.length = 0;
+      smtp.clearRateHistory();
+    },
+    close() {
+      if (!closed) {
+        for (const waiter of waiters) {
+          clearTimeout(waiter.timer);
+          waiter.reject(new Error(`the Microsoft 365 simulator was closed while waiting for ${waiter.count} message(s); it had received ${received.length}`));
+        }
+        waiters.clear();
+        closed = Promise.all([smtp.close(), tokenEndpoint.close()]).then(() => undefined);
+      }
+      return closed;
+    },
+  };
+}

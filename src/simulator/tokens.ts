@@ -1,0 +1,42 @@
+// Access tokens issued by the simulated Entra ID and checked by the simulated Exchange Online.
+import { randomBytes } from 'node:crypto';
+
+export interface IssuedToken {
+  clientId: string;
+  tenant: string;
+  /** Epoch milliseconds. */
+  expiresAt: number;
+  revoked: boolean;
+}
+
+export type TokenCheck = { ok: true; token: IssuedToken } | { ok: false; reason: 'unknown' | 'expired' | 'revoked' };
+
+export class TokenStore {
+  private readonly tokens = new Map<string, IssuedToken>();
+
+  issue(clientId: string, tenant: string, lifetimeSeconds: number): string {
+    this.prune();
+    // Opaque and unguessable; real ones are JWTs, but nothing may rely on their content.
+    const accessToken = `sim.${randomBytes(32).toString('base64url')}`;
+    this.tokens.set(accessToken, { clientId, tenant, expiresAt: Date.now() + lifetimeSeconds * 1000, revoked: false });
+    return accessToken;
+  }
+
+  check(accessToken: string): TokenCheck {
+    const token = this.tokens.get(accessToken);
+    if (!token) return { ok: false, reason: 'unknown' };
+    if (token.revoked) return { ok: false, reason: 'revoked' };
+    if (token.expiresAt <= Date.now()) return { ok: false, reason: 'expired' };
+    return { ok: true, token };
+  }
+
+  revokeAll(): void {
+    for (const token of this.tokens.values()) token.revoked = true;
+  }
+
+  /** Forget tokens that expired more than an hour ago (they would be 'unknown' instead of 'expired'). */
+  private prune(): void {
+    const horizon = Date.now() - 3_600_000;
+    for (const [key, token] of this.tokens) if (token.expiresAt < horizon) this.tokens.delete(key);
+  }
+}

@@ -1,0 +1,100 @@
+// Public types of the Microsoft 365 simulator (re-exported by index.ts).
+
+export interface SimulatorApp {
+  clientId: string;
+  clientSecret?: string;
+  /** PEM certificate registered for certificate credentials (client assertions signed by its key). */
+  certificatePem?: string;
+  /** The app's secret exists but has expired: using it gets AADSTS7000222. */
+  secretExpired?: boolean;
+}
+
+export interface SimulatorMailbox {
+  address: string;
+  /** clientIds of apps with FullAccess to this mailbox. */
+  apps: string[];
+  /** Extra addresses, or "@domain" suffixes, the mailbox may send as. */
+  sendAs?: string[];
+  /** Default true; false gets 535 5.7.139 ... SmtpClientAuthentication is disabled for the Mailbox. */
+  smtpAuthEnabled?: boolean;
+}
+
+export interface SimulatorOptions {
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Default 'contoso.onmicrosoft.com'; token requests for any other tenant get AADSTS90002. */
+  tenantId?: string;
+  /** Default one app: clientId '11111111-2222-3333-4444-555555555555', clientSecret 'sim-secret'. */
+  apps?: SimulatorApp[];
+  /** Default one: 'relay@contoso.com', apps [the default app], sendAs ['@contoso.com']. */
+  mailboxes?: SimulatorMailbox[];
+  /** Default 3600. */
+  tokenLifetimeSeconds?: number;
+  /** Default 3 (0 = unlimited). */
+  maxConnectionsPerMailbox?: number;
+  /** Per mailbox, default { messages: 30, perSeconds: 60 }; null = off. */
+  rateLimit?: { messages: number; perSeconds: number } | null;
+  /** CA that signs the servers' certificate; generated when absent. */
+  ca?: { certPem: string; keyPem: string };
+  httpsPort?: number;
+  smtpPort?: number;
+}
+
+export interface ReceivedMessage {
+  /** The XOAUTH2 user (mailbox address, as configured). */
+  mailbox: string;
+  /** The app whose token authenticated the session. */
+  clientId: string;
+  envelope: { from: string; to: string[] };
+  /** The message bytes exactly as received (dot-unstuffed). */
+  raw: Buffer;
+  queueId: string;
+  at: Date;
+}
+
+export interface SimulatorStats {
+  tokenRequests: number;
+  tokensIssued: number;
+  authSuccesses: number;
+  authFailures: number;
+  connections: number;
+  maxConcurrentPerMailbox: number;
+  throttled: number;
+}
+
+export interface SimulatorFaults {
+  /** SMTP: accept TCP then close at once (like a dead upstream / reset). */
+  refuseConnections: boolean;
+  /** The next `count` end-of-DATA replies are `reply` (default 451 4.7.500 Server busy...); the message is not recorded. */
+  failNext(count: number, reply?: string): void;
+  /** Lowercased address -> reply at RCPT, e.g. '550 5.1.10 RESOLVER.ADR.RecipientNotFound; ...'. */
+  rejectRecipients: Map<string, string>;
+  /** A permanent end-of-DATA reply for every message. */
+  rejectData: string | null;
+  /** Next N messages: read all DATA, record them, then destroy the socket without a reply. */
+  dropBeforeFinalReply: number;
+  /** Token POST answers 503 temporarily_unavailable. */
+  tokenEndpointDown: boolean;
+  /** Delay before answering token requests. */
+  tokenEndpointDelayMs: number;
+}
+
+export interface Simulator {
+  /** CA certificate (PEM) that signed the servers' certificate. */
+  readonly caPem: string;
+  /** e.g. 'https://127.0.0.1:40123' */
+  readonly authorityHost: string;
+  readonly tenantId: string;
+  readonly smtpHost: string;
+  readonly smtpPort: number;
+  readonly received: ReceivedMessage[];
+  readonly faults: SimulatorFaults;
+  readonly stats: SimulatorStats;
+  /** Resolves with the received messages once there are `count`; rejects after `timeoutMs` (default 10 s). */
+  waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /** Tokens already issued now get 535 5.7.3 (msal still caches them). */
+  revokeAllTokens(): void;
+  /** Clears faults, received messages and the rate-limit history. */
+  reset(): void;
+  close(): Promise<void>;
+}
