@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm test: build (the tests start the compiled daemon as a real child process), create one test
+// npm test: build and type-check (the tests start the compiled daemon as a real child process), create one test
 // CA for the run (the built-in simulator's TLS certificate is signed by it, and NODE_EXTRA_CA_CERTS
 // makes every test process and child trust it, as an administrator would do for a private CA), then
 // run node's test runner over test/**/*.test.ts.
@@ -12,7 +12,10 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const run = (cmd, args, env = process.env) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env }).status ?? 1;
 
-if (run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json']) !== 0) process.exit(1);
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
+if (run(process.execPath, [tsc, '-p', 'tsconfig.json']) !== 0) process.exit(1);
+// The tests are TypeScript too: type-check them with the sources (tsx alone would not).
+if (run(process.execPath, [tsc, '-p', 'tsconfig.test.json']) !== 0) process.exit(1);
 
 const { generateCa } = await import(join(root, 'dist/simulator/index.js'));
 const caDir = mkdtempSync(join(tmpdir(), 'm365-relay-test-ca-'));

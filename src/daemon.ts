@@ -3,7 +3,7 @@ import { createListener } from './listener/index.js';
 import { TokenProvider, TokenError } from './oauth/index.js';
 import type { Logger } from './observability/logger.js';
 import { RelayWorker } from './relay/index.js';
-import { Spool, watchWakeups } from './spool/index.js';
+import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
 const RESCAN_INTERVAL_MS = 5 * 60_000;
@@ -50,7 +50,8 @@ export async function startRelay(config: RelayConfig, logger: Logger, timeouts: 
     }
   });
 
-  const listener = createListener({ config, sink: spool, logger });
+  const space = new SpaceGuard(config.spool.dir, config.spool.minFreeSpace);
+  const listener = createListener({ config, sink: spool, logger, space });
   let addresses: Array<{ host: string; port: number }>;
   try {
     addresses = await listener.start();

@@ -32,17 +32,19 @@ describe('relay end to end', () => {
     for (const remove of dirs) remove();
   });
 
-  async function relay(overrides: Record<string, unknown> = {}): Promise<InProcessRelay> {
+  /** A relay for one test, stopped when the test ends: its pooled sessions count against the mailbox's limit. */
+  async function relay(t: { after: (fn: () => Promise<void>) => void }, overrides: Record<string, unknown> = {}): Promise<InProcessRelay> {
     const tmp = tempDir();
     dirs.push(tmp.remove);
     const r = await startInProcessRelay(rawConfigFor(sim, join(tmp.dir, 'spool'), overrides));
     relays.push(r);
+    t.after(() => r.stop());
     return r;
   }
 
-  test('a scanner message is rewritten to the mailbox and arrives byte-identical otherwise', async () => {
+  test('a scanner message is rewritten to the mailbox and arrives byte-identical otherwise', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     const body = 'Scan attached.\r\n.leading dot stays\r\n' + 'x'.repeat(5000) + '\r\n';
     const raw = ['From: "Scanner 3rd floor" <scanner@printer.local>', 'To: alice@contoso.com', 'Subject: Scan', 'Date: Mon, 23 Nov 2026 08:00:00 +0000', 'Message-ID: <scan-1@printer.local>', '', body].join('\r\n');
     const info = await sendMessage(r.port, { from: 'scanner@printer.local', to: ['alice@contoso.com'], raw });
@@ -63,9 +65,9 @@ describe('relay end to end', () => {
     await waitFor('the spool to empty', async () => (await r.relay.spool.list()).length === 0);
   });
 
-  test('a sender the mailbox may send as passes unchanged, to several recipients', async () => {
+  test('a sender the mailbox may send as passes unchanged, to several recipients', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     const to = ['alice@contoso.com', 'bob@fabrikam.com', 'carol@contoso.com'];
     const raw = sampleMessage({ from: 'alerts@contoso.com', to }).replace('"Scanner 3rd floor" ', '') + '';
     const full = raw.replace('MIME-Version', 'Date: Mon, 23 Nov 2026 08:00:00 +0000\r\nMessage-ID: <a1@contoso.com>\r\nMIME-Version');
@@ -75,9 +77,9 @@ describe('relay end to end', () => {
     assert.equal(got?.raw.toString('latin1'), full, 'byte-identical: nothing needed rewriting');
   });
 
-  test('Date and Message-ID are added when the device sent none', async () => {
+  test('Date and Message-ID are added when the device sent none', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     await sendMessage(r.port, { from: 'alerts@contoso.com', raw: 'From: alerts@contoso.com\r\nSubject: UPS on battery\r\n\r\nLoad 40%\r\n' });
     const [got] = await sim.waitForMessages(1);
     const header = headerOf(got!.raw);
@@ -85,18 +87,20 @@ describe('relay end to end', () => {
     assert.match(header, /\r\nMessage-ID: <[0-9A-Z]+@contoso\.com>\r\n/);
   });
 
-  test('a revoked token (still cached by msal) is replaced by a fresh one and the message delivered', async () => {
+  test('a revoked token (still cached by msal) is replaced by a fresh one and the message delivered', async (t) => {
     sim.reset();
-    const r = await relay();
-    await sendMessage(r.port);
-    await sim.waitForMessages(1);
+    const r = await relay(t);
+    // The daemon fetched a token at start; msal keeps serving it from its cache.
+    await waitFor('the token fetched at start', () => r.logs.find((l) => l.event === 'token'));
     const issued = sim.stats.tokensIssued;
     sim.revokeAllTokens();
     await sendMessage(r.port, { to: ['bob@contoso.com'] });
-    const all = await sim.waitForMessages(2);
-    assert.deepEqual(all[1]?.envelope.to, ['bob@contoso.com']);
+    const [got] = await sim.waitForMessages(1);
+    assert.deepEqual(got?.envelope.to, ['bob@contoso.com']);
     assert.equal(sim.stats.tokensIssued, issued + 1, 'exactly one new token was fetched');
     await waitFor('the token-rejected log line', () => r.logs.find((l) => l.event === 'token-rejected'));
+    const delivered = await waitFor('the delivered line', () => r.logs.find((l) => l.event === 'delivered'));
+    assert.equal(delivered.attempts, 1, 'renewed and retried within the same attempt');
   });
 
   test('certificate credentials: a signed client assertion gets the token', async () => {
@@ -126,9 +130,9 @@ describe('relay end to end', () => {
     }
   });
 
-  test('a transient failure is deferred with its reason, then retried and delivered', async () => {
+  test('a transient failure is deferred with its reason, then retried and delivered', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
     const info = await sendMessage(r.port);
     const id = /queued as (\S+)/.exec(info.response)?.[1];
@@ -141,9 +145,9 @@ describe('relay end to end', () => {
     assert.equal(delivered.attempts, 2);
   });
 
-  test('a permanent failure ends in failed with the upstream reply kept', async () => {
+  test('a permanent failure ends in failed with the upstream reply kept', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     sim.faults.rejectData = '554 5.6.0 Corrupt message content';
     try {
       const info = await sendMessage(r.port);
@@ -158,9 +162,9 @@ describe('relay end to end', () => {
     }
   });
 
-  test('a recipient rejected on its own fails alone; the others are delivered', async () => {
+  test('a recipient rejected on its own fails alone; the others are delivered', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     sim.faults.rejectRecipients.set('ghost@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
     try {
       await sendMessage(r.port, { from: 'alerts@contoso.com', to: ['alice@contoso.com', 'ghost@contoso.com', 'bob@contoso.com'] });
@@ -177,17 +181,17 @@ describe('relay end to end', () => {
     }
   });
 
-  test('SendAs denied upstream (sendAs lists more than Exchange allows) fails with the reason', async () => {
+  test('SendAs denied upstream (sendAs lists more than Exchange allows) fails with the reason', async (t) => {
     sim.reset();
-    const r = await relay({ microsoft365: { sendAs: ['@contoso.com', '@fabrikam.com'] } });
+    const r = await relay(t, { microsoft365: { sendAs: ['@contoso.com', '@fabrikam.com'] } });
     await sendMessage(r.port, { from: 'noreply@fabrikam.com', raw: 'From: noreply@fabrikam.com\r\nSubject: x\r\n\r\nx\r\n' });
     const entry = await waitFor('the message to fail', async () => (await r.relay.spool.list()).find((e) => e.state === 'failed'));
     assert.match(entry.meta.lastError ?? '', /^554 5\.2\.252 SendAsDenied/);
   });
 
-  test('secrets and tokens never reach the log', async () => {
+  test('secrets and tokens never reach the log', async (t) => {
     sim.reset();
-    const r = await relay();
+    const r = await relay(t);
     await sendMessage(r.port);
     await sim.waitForMessages(1);
     const text = JSON.stringify(r.logs);

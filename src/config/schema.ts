@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCidr } from '../access/networks.js';
+import { parsePasswordHash } from '../access/passwords.js';
 import { parseDuration, parseSize } from './duration.js';
 
 /** Matches the mailbox's own address or a sendAs entry: a full address or "@domain". */
@@ -65,6 +66,12 @@ const userSchema = z
   .superRefine((u, ctx) => {
     if (!u.password === !u.passwordHash) {
       ctx.addIssue({ code: 'custom', message: 'give exactly one of passwordHash (from `m365-relay hash-password`) or password' });
+    } else if (u.passwordHash) {
+      try {
+        parsePasswordHash(u.passwordHash);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', path: ['passwordHash'], message: (err as Error).message });
+      }
     }
   });
 
@@ -96,6 +103,10 @@ const microsoft365Schema = z
     tokenTimeout: duration('tokenTimeout').default(30_000),
     /** Bound on connecting, greeting and each SMTP command upstream. */
     smtpTimeout: duration('smtpTimeout').default(60_000),
+    /** How long the mailbox rests after a throttling reply (432 4.3.2, submission rate). */
+    throttlePause: duration('throttlePause').default(30_000),
+    /** How long the mailbox rests after the daily recipient quota (554 5.2.0 SubmissionQuotaExceeded). */
+    quotaPause: duration('quotaPause').default(3_600_000),
   })
   .superRefine((m, ctx) => {
     if (m.clientSecret && m.clientCertificate) {
@@ -115,6 +126,22 @@ const retrySchema = z.strictObject({
   jitter: z.number().min(0).max(1).default(0.1),
 });
 
+const limitsSchema = z.strictObject({
+  /** Concurrent SMTP connections in total, over all listeners. */
+  maxConnections: z.number().int().min(1).default(200),
+  /** Concurrent SMTP connections from one client address. */
+  maxConnectionsPerClient: z.number().int().min(1).default(20),
+  /** A client silent for this long is disconnected (421). */
+  socketTimeout: duration('limits.socketTimeout').default(60_000),
+  /** Failed AUTH attempts from one address within authFailureWindow before it is blocked. */
+  maxAuthFailures: z.number().int().min(1).default(5),
+  authFailureWindow: duration('limits.authFailureWindow').default(300_000),
+  /** How long an address stays blocked after too many failed AUTH attempts. */
+  authBlockDuration: duration('limits.authBlockDuration').default(900_000),
+});
+
+const LIMIT_DEFAULTS = { maxConnections: 200, maxConnectionsPerClient: 20, socketTimeout: 60_000, maxAuthFailures: 5, authFailureWindow: 300_000, authBlockDuration: 900_000 };
+
 export const configSchema = z.strictObject({
   listen: z.array(listenSchema).min(1, { message: 'list at least one listener, e.g. - port: 2525' }),
   allowNetworks: z
@@ -131,6 +158,7 @@ export const configSchema = z.strictObject({
   users: z.array(userSchema).default([]),
   maxMessageSize: z.number().int().positive().default(36_700_160),
   maxRecipients: z.number().int().positive().max(1000).default(500),
+  limits: limitsSchema.default(LIMIT_DEFAULTS),
   spool: z.strictObject({
     dir: z.string().min(1),
     /** New mail is refused (452 4.3.1) while the spool's filesystem has less free space than this. */
@@ -146,3 +174,4 @@ export type Microsoft365Config = RelayConfig['microsoft365'];
 export type ListenConfig = RelayConfig['listen'][number];
 export type UserConfig = RelayConfig['users'][number];
 export type RetryConfig = RelayConfig['retry'];
+export type LimitsConfig = RelayConfig['limits'];

@@ -1,10 +1,15 @@
 /**
  * Paces one mailbox under Exchange Online's limits: at most `messages` submissions per sliding
  * window of `perSeconds`, and an optional pause (throttling reply, daily quota, dead upstream).
+ *
+ * A submission counts from the moment it is admitted and is stamped with the time it completes:
+ * Exchange counts it at MAIL FROM, which lies between the two, so the relay's window always ends
+ * later than Exchange's and a correctly limited upstream never has to throttle it.
  * Waiters are served in order; every wait can be cancelled with an AbortSignal.
  */
 export class Pacer {
-  private readonly sent: number[] = [];
+  /** Completion times of recent submissions; Infinity while one is still under way. */
+  private readonly stamps: number[] = [];
   private pausedUntil = 0;
   private chain: Promise<void> = Promise.resolve();
 
@@ -23,30 +28,50 @@ export class Pacer {
     return this.pausedUntil;
   }
 
-  /** Resolves when one submission may start, and counts it. Rejects with the signal's reason when aborted. */
-  acquire(signal?: AbortSignal): Promise<void> {
+  /**
+   * Resolves when one submission may start, with a function to call when it has finished
+   * (successfully or not). Rejects with the signal's reason when aborted.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void> {
     const turn = this.chain.then(() => this.waitForSlot(signal));
     // The next waiter queues behind this one whether it succeeds or is aborted.
-    this.chain = turn.catch(() => undefined);
+    this.chain = turn.then(
+      () => undefined,
+      () => undefined,
+    );
     return turn;
   }
 
-  private async waitForSlot(signal?: AbortSignal): Promise<void> {
+  private async waitForSlot(signal?: AbortSignal): Promise<() => void> {
     for (;;) {
       signal?.throwIfAborted();
       const now = Date.now();
       let waitUntil = this.pausedUntil;
       if (this.limit) {
         const windowMs = this.limit.perSeconds * 1000;
-        while (this.sent.length > 0 && (this.sent[0] ?? 0) <= now - windowMs) this.sent.shift();
-        if (this.sent.length >= this.limit.messages) waitUntil = Math.max(waitUntil, (this.sent[0] ?? now) + windowMs);
+        this.stamps.sort((a, b) => a - b);
+        while (this.stamps.length > 0 && (this.stamps[0] ?? 0) <= now - windowMs) this.stamps.shift();
+        if (this.stamps.length >= this.limit.messages) {
+          const oldest = this.stamps[0] ?? now;
+          // All slots are taken by submissions still under way: wait a little and look again.
+          waitUntil = Math.max(waitUntil, Number.isFinite(oldest) ? oldest + windowMs : now + 50);
+        }
       }
-      if (waitUntil <= now) {
-        if (this.limit) this.sent.push(now);
-        return;
-      }
+      if (waitUntil <= now) return this.admit();
       await sleep(waitUntil - now, signal);
     }
+  }
+
+  private admit(): () => void {
+    if (!this.limit) return () => undefined;
+    const slot = { done: false };
+    this.stamps.push(Number.POSITIVE_INFINITY);
+    return () => {
+      if (slot.done) return;
+      slot.done = true;
+      const index = this.stamps.indexOf(Number.POSITIVE_INFINITY);
+      if (index !== -1) this.stamps[index] = Date.now();
+    };
   }
 }
 

@@ -5,6 +5,7 @@ import { TokenError, type TokenSource } from '../oauth/index.js';
 import { AlertLog } from '../observability/alerts.js';
 import type { Logger } from '../observability/logger.js';
 import { nextAttempt } from '../retry/policy.js';
+import { crashPoint } from '../spool/crashPoints.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
 import { classify, describeFailure, type Classification, type UpstreamFailure } from './classify.js';
 import { readHeaderBlock, serializeHeaderBlock } from './headers.js';
@@ -13,11 +14,6 @@ import { Pacer } from './pacing.js';
 import { Scheduler } from './scheduler.js';
 import { applySenderPolicy } from './senderPolicy.js';
 import { SubmissionTransport, UpstreamError, type SendResult } from './transport.js';
-
-/** How long a mailbox rests after Exchange says it is sending too fast. */
-const THROTTLE_PAUSE_MS = 30_000;
-/** Pause after the daily recipient quota (SubmissionQuotaExceeded). */
-const QUOTA_PAUSE_MS = 60 * 60_000;
 
 export interface WorkerOptions {
   config: RelayConfig;
@@ -142,12 +138,21 @@ export class RelayWorker {
   }
 
   private async deliver(id: string): Promise<void> {
+    let done: () => void;
     try {
-      await this.pacer.acquire(this.stopping.signal);
+      done = await this.pacer.acquire(this.stopping.signal);
     } catch {
       this.scheduler.schedule(id, 0);
       return; // stopping: the message stays queued, untouched
     }
+    try {
+      await this.claimAndDeliver(id);
+    } finally {
+      done();
+    }
+  }
+
+  private async claimAndDeliver(id: string): Promise<void> {
     const meta = await this.options.spool.claim(id);
     if (!meta) return; // deleted, held or claimed meanwhile
 
@@ -185,7 +190,9 @@ export class RelayWorker {
       const to = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
       const body = this.options.spool.openData(meta.id, block.bodyOffset);
       const raw = Readable.from(concatStreams(serializeHeaderBlock(decision.header), body));
-      return { result: await this.transport.send({ from: decision.envelopeFrom, to }, raw) };
+      const result = await this.transport.send({ from: decision.envelopeFrom, to }, raw);
+      crashPoint('after-upstream-accept');
+      return { result };
     } catch (err) {
       if (err instanceof UpstreamError || err instanceof TokenError) return { error: err };
       throw err;
@@ -285,7 +292,9 @@ export class RelayWorker {
   /** Side effects of a failure on the whole mailbox: pauses and alerts. */
   private react(id: string, cls: Classification, error: UpstreamError | TokenError, lastError: string | null): void {
     const now = Date.now();
-    if (cls.reason === 'network' || cls.reason === 'token-unavailable') {
+    // Failures that concern the mailbox, not the message: hold every delivery for a while rather
+    // than asking Entra or Exchange again for each queued message.
+    if (cls.reason === 'network' || cls.reason === 'token-unavailable' || cls.class === 'configuration') {
       const until = this.breaker.trip(now);
       this.pacer.pause(until);
       this.log.warn(
@@ -293,10 +302,14 @@ export class RelayWorker {
         'upstream unavailable: holding deliveries',
       );
     }
-    if (cls.class === 'throttled') this.pacer.pause(now + THROTTLE_PAUSE_MS);
+    const { throttlePause, quotaPause, mailbox } = this.options.config.microsoft365;
+    if (cls.class === 'throttled') {
+      this.pacer.pause(now + throttlePause);
+      this.log.warn({ msgId: id, event: 'throttled', reason: lastError, pauseFor: formatDuration(throttlePause) }, 'Exchange Online throttled the mailbox: slowing down');
+    }
     if (cls.class === 'quota') {
-      this.pacer.pause(now + QUOTA_PAUSE_MS);
-      this.alerts.raise('quota', { reason: lastError }, `Exchange Online daily recipient quota reached for ${this.options.config.microsoft365.mailbox}; delivery paused for ${formatDuration(QUOTA_PAUSE_MS)}`);
+      this.pacer.pause(now + quotaPause);
+      this.alerts.raise('quota', { reason: lastError }, `Exchange Online daily recipient quota reached for ${mailbox}; delivery paused for ${formatDuration(quotaPause)}`);
     }
     if (cls.class === 'configuration') {
       const advice = error instanceof TokenError ? error.advice : cls.advice;
@@ -305,8 +318,8 @@ export class RelayWorker {
   }
 
   private minDelayFor(cls: Classification): number | undefined {
-    if (cls.class === 'quota') return QUOTA_PAUSE_MS;
-    if (cls.class === 'throttled') return THROTTLE_PAUSE_MS;
+    if (cls.class === 'quota') return this.options.config.microsoft365.quotaPause;
+    if (cls.class === 'throttled') return this.options.config.microsoft365.throttlePause;
     return undefined;
   }
 }

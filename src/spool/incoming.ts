@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { open, rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
 import type { ClientInfo, Envelope } from './types.js';
 
@@ -85,6 +86,7 @@ export class SpoolIncoming implements IncomingMessage {
       await pipeline(data, writer);
       if (writer.error) throw writer.error;
       await handle.sync();
+      crashPoint('after-data-fsync');
     } catch (err) {
       throw new SpoolWriteError(`cannot write message ${this.id}: ${(err as Error).message}`, { cause: err });
     } finally {

@@ -3,6 +3,7 @@ import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
+import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
 import { DirectorySyncer } from './fsync.js';
 import { isMessageId, newMessageId } from './ids.js';
@@ -86,17 +87,18 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
       lastError: null,
     };
     try {
-      await this.writeMeta('queue', meta);
+      await this.writeMeta('queue', meta, () => crashPoint('after-meta-rename'));
       // The data file's directory entry must be durable too before we answer 250.
       await this.syncer.sync(join(this.dir, 'data'));
     } catch (err) {
       throw new SpoolWriteError(`cannot queue message ${id}: ${(err as Error).message}`, { cause: err });
     }
+    crashPoint('before-ack');
     this.emit('queued', meta);
   }
 
   /** Writes metadata to tmp/, fsyncs it, renames it into the state directory and fsyncs that. */
-  async writeMeta(state: StateDir, meta: MessageMeta): Promise<void> {
+  async writeMeta(state: StateDir, meta: MessageMeta, afterRename?: () => void): Promise<void> {
     const tmp = join(this.dir, 'tmp', `${meta.id}.${process.pid}.${Math.random().toString(36).slice(2)}.json`);
     const handle = await open(tmp, 'wx', 0o600);
     try {
@@ -106,6 +108,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
       await handle.close();
     }
     await rename(tmp, this.metaPath(state, meta.id));
+    afterRename?.();
     await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
   }
 
@@ -130,6 +133,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
    */
   async claim(id: string): Promise<MessageMeta | null> {
     if (!(await this.moveMeta('queue', 'active', id))) return null;
+    crashPoint('after-claim');
     try {
       return await this.readMeta('active', id);
     } catch (err) {
@@ -163,6 +167,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   private async replaceActive(to: StateDir, meta: MessageMeta): Promise<void> {
     // Written to the destination first: a crash in between leaves two copies, and recovery keeps the newer.
     await this.writeMeta(to, meta);
+    crashPoint('between-defer-steps');
     await unlink(this.metaPath('active', meta.id)).catch(ignoreMissing);
     await this.syncer.sync(join(this.dir, STATE_DIRS.active));
   }

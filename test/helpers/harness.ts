@@ -70,6 +70,8 @@ export async function startInProcessRelay(raw: Raw): Promise<InProcessRelay> {
 
 export interface ChildRelay {
   proc: ChildProcess;
+  /** Resolves with the exit code, or the signal's name when killed. */
+  exited: Promise<number | string | null>;
   port: number;
   logs: LogLine[];
   stderr: () => string;
@@ -81,10 +83,10 @@ export interface ChildRelay {
 }
 
 /** Starts the compiled daemon (`node dist/cli.js run`) as a real child process. */
-export async function spawnRelay(raw: Raw, dir: string, name = 'relay.yaml'): Promise<ChildRelay> {
-  const file = join(dir, name);
+export async function spawnRelay(raw: Raw, dir: string, options: { name?: string; env?: NodeJS.ProcessEnv; waitForListening?: boolean } = {}): Promise<ChildRelay> {
+  const file = join(dir, options.name ?? 'relay.yaml');
   writeFileSync(file, stringify(raw));
-  const proc = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+  const proc = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const logs: LogLine[] = [];
   let err = '';
   let buffered = '';
@@ -105,7 +107,7 @@ export async function spawnRelay(raw: Raw, dir: string, name = 'relay.yaml'): Pr
   proc.stderr!.on('data', (chunk: Buffer) => {
     err += chunk.toString('utf8');
   });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | string | null>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal)));
   const waitForLog = (what: string, predicate: (line: LogLine) => boolean, timeoutMs = 15_000) =>
     waitFor(what, () => {
       if (proc.exitCode !== null) throw new Error(`relay exited (${proc.exitCode}) while waiting for ${what}: ${err}`);
@@ -115,17 +117,18 @@ export async function spawnRelay(raw: Raw, dir: string, name = 'relay.yaml'): Pr
   const port = (listening.addresses as Array<{ port: number }>)[0]?.port ?? 0;
   return {
     proc,
+    exited,
     port,
     logs,
     stderr: () => err,
     waitForLog,
     async stop(timeoutMs = 20_000) {
-      if (proc.exitCode !== null) return proc.exitCode;
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
       proc.kill('SIGTERM');
       const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
       const code = await exited;
       clearTimeout(timer);
-      return code;
+      return typeof code === 'number' ? code : null;
     },
     async kill() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
