@@ -3,6 +3,7 @@
 // Prints a table and writes bench/results/latest.json. Not a test: no assertion fails on speed.
 //   node scripts/bench.mjs            full run (each figure the median of --runs, default 3)
 //   node scripts/bench.mjs --quick    tiny sizes, one run (the smoke run inside npm test)
+//   node scripts/bench.mjs --only accept --profile DIR   also write the relay's CPU profiles (node --cpu-prof) to DIR
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { makeMessage, SmtpSession } from './smtpClient.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values: args } = parseArgs({
-  options: { quick: { type: 'boolean' }, runs: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' } },
+  options: { quick: { type: 'boolean' }, runs: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' }, profile: { type: 'string' } },
 });
 const quick = Boolean(args.quick);
 const runs = Number(args.runs ?? (quick ? 1 : 3));
@@ -81,6 +82,9 @@ function relayConfig(spoolDir, extra = '') {
     host: 127.0.0.1
 allowNetworks: [127.0.0.1/32]
 maxMessageSize: ${Math.max(36_700_160, SIZES.bigSize + 1_000_000)}
+limits:
+  maxConnections: 2000
+  maxConnectionsPerClient: 2000
 spool:
   dir: ${spoolDir}
   minFreeSpace: 0
@@ -105,7 +109,8 @@ async function startRelay(spoolDir) {
   const file = join(work, `relay-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(file, relayConfig(spoolDir));
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [join(root, 'dist/cli.js'), 'run', '--config', file], {
+  const profiling = args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : [];
+  const proc = spawn(process.execPath, [...profiling, join(root, 'dist/cli.js'), 'run', '--config', file], {
     env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -90,6 +90,56 @@ describe('daemon and CLI', () => {
     assert.equal(await second.stop(), 0);
   });
 
+  test('queue show/retry/hold/release/delete act on a running daemon', async (t) => {
+    sim.reset();
+    const work = dir();
+    const raw = rawConfigFor(sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
+    const file = join(work, 'relay.yaml');
+    const relay = await spawnRelay(raw, work);
+    t.after(() => relay.kill());
+    const queueCmd = (...args: string[]) => cli(['queue', ...args, '--config', file]);
+    const state = (id: string) => (JSON.parse(queueCmd('list', '--json').stdout) as Array<{ id: string; state: string }>).find((i) => i.id === id)?.state;
+
+    // A permanent failure, retried by the administrator once the cause is fixed.
+    sim.faults.rejectData = '554 5.6.0 Corrupt message content';
+    const failedId = /queued as (\S+)/.exec((await sendMessage(relay.port, { to: ['failed@contoso.com'] })).response)?.[1] ?? '';
+    await relay.waitForLog('the failure', (l) => l.event === 'failed' && l.msgId === failedId);
+    assert.equal(state(failedId), 'failed');
+    const shown = queueCmd('show', failedId);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /state: +failed/);
+    assert.match(shown.stdout, /last error: +554 5\.6\.0 Corrupt message content/);
+    assert.match(shown.stdout, /failed +failed@contoso\.com/);
+    assert.match(shown.stdout, /Subject: Scan from MFP 3rd floor/);
+    sim.faults.rejectData = null;
+    assert.equal(queueCmd('retry', failedId).code, 0);
+    await relay.waitForLog('the retried delivery', (l) => l.event === 'delivered' && l.msgId === failedId);
+
+    // Deferred for an hour (a transient reply); held, then released: delivered at once on release.
+    sim.faults.failNext(1);
+    const heldId = /queued as (\S+)/.exec((await sendMessage(relay.port, { to: ['held@contoso.com'] })).response)?.[1] ?? '';
+    await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === heldId);
+    assert.equal(queueCmd('hold', heldId).code, 0);
+    assert.equal(state(heldId), 'hold');
+    const notQueued = queueCmd('hold', heldId);
+    assert.equal(notQueued.code, 1);
+    assert.match(notQueued.stderr, /is hold; this command applies to queued or deferred messages/);
+    assert.equal(queueCmd('release', heldId).code, 0);
+    await relay.waitForLog('the released delivery', (l) => l.event === 'delivered' && l.msgId === heldId, 20_000);
+
+    // Deleted while deferred: gone for good, never delivered.
+    sim.faults.failNext(1);
+    const deletedId = /queued as (\S+)/.exec((await sendMessage(relay.port, { to: ['deleted@contoso.com'] })).response)?.[1] ?? '';
+    await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === deletedId);
+    assert.equal(queueCmd('delete', deletedId).code, 0);
+    assert.equal(state(deletedId), undefined);
+    const missing = queueCmd('show', deletedId);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no message .* in the spool/);
+    assert.equal(await relay.stop(), 0);
+    assert.ok(!sim.received.some((m) => m.envelope.to.includes('deleted@contoso.com')));
+  });
+
   test('hash-password output works as passwordHash; outside allowNetworks AUTH is required', async (t) => {
     sim.reset();
     const hashed = cli(['hash-password'], 'correct horse battery staple\n');

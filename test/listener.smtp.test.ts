@@ -14,42 +14,8 @@ import { SpaceGuard, Spool } from '../src/spool/index.js';
 import { captureLogger } from './helpers/logs.js';
 import { RawSmtp } from './helpers/rawSmtp.js';
 import { tempDir } from './helpers/tmp.js';
+import { startListener, transaction } from './helpers/listener.js';
 import { waitFor } from './helpers/wait.js';
-
-type T = { after: (fn: () => unknown) => void };
-
-async function startListener(t: T, overrides: Record<string, unknown> = {}, listen: Record<string, unknown> = { port: 0, host: '127.0.0.1' }, spoolExtra: Record<string, unknown> = {}) {
-  const tmp = tempDir();
-  t.after(tmp.remove);
-  const raw = {
-    listen: [listen],
-    allowNetworks: ['127.0.0.1/32'],
-    spool: { dir: join(tmp.dir, 'spool'), minFreeSpace: 0, ...spoolExtra },
-    // The upstream is never contacted here: only the listener and the spool run.
-    microsoft365: { tenantId: 't', clientId: 'c', clientSecret: 's', mailbox: 'relay@contoso.com' },
-    ...overrides,
-  };
-  const config = parseConfig(stringify(raw), join(tmp.dir, 'relay.yaml'), {});
-  const { logger, lines } = captureLogger();
-  const spool = await Spool.open(config.spool.dir, logger);
-  const listener = createListener({ config, sink: spool, logger, space: new SpaceGuard(config.spool.dir, config.spool.minFreeSpace, 0) });
-  const [bound] = await listener.start();
-  t.after(() => listener.close(500));
-  return { port: bound!.port, spool, logs: lines, dir: tmp.dir, listener };
-}
-
-async function transaction(s: RawSmtp, from: string, to: string[], data: string | Buffer): Promise<string> {
-  let r = await s.command(`MAIL FROM:<${from}>`);
-  if (!r.startsWith('250')) return r;
-  for (const rcpt of to) {
-    r = await s.command(`RCPT TO:<${rcpt}>`);
-    if (!r.startsWith('250')) return r;
-  }
-  r = await s.command('DATA');
-  if (!r.startsWith('354')) return r;
-  s.write(data);
-  return s.command('.');
-}
 
 test('listener: an allowed client relays without AUTH; the reply names the queue id; the bytes are spooled as sent', async (t) => {
   const { port, spool, logs } = await startListener(t);

@@ -6,6 +6,7 @@ import type { ListenConfig, RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
 import { ConnectionCounter } from './connectionLimits.js';
+import { greetWithoutDelay } from './greeting.js';
 import { queuedReply, reply } from './replies.js';
 
 export interface ListenerOptions {
@@ -149,6 +150,7 @@ export function createListener(options: ListenerOptions): Listener {
     return queuedReply(message.id);
   }
 
+  if (!greetWithoutDelay()) logger.debug({ event: 'greeting-delay' }, 'smtp-server greets after its built-in 100 ms early-talker delay');
   const servers = options.config.listen.map((listen) => new SMTPServer(serverOptions(listen, options.config, name, handlers)));
   for (const server of servers) {
     // A socket error on one client must never take the daemon down.

@@ -1,0 +1,47 @@
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { parseConfig } from '../../src/config/index.js';
+import { createListener } from '../../src/listener/index.js';
+import { SpaceGuard, Spool } from '../../src/spool/index.js';
+import { captureLogger } from './logs.js';
+import type { RawSmtp } from './rawSmtp.js';
+import { tempDir } from './tmp.js';
+
+export type T = { after: (fn: () => unknown) => void };
+
+/** The real listener over a real spool, without the relay worker (upstream is never contacted). */
+export async function startListener(t: T, overrides: Record<string, unknown> = {}, listen: Record<string, unknown> = { port: 0, host: '127.0.0.1' }, spoolExtra: Record<string, unknown> = {}) {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const spoolDir = (spoolExtra.dir as string | undefined) ?? join(tmp.dir, 'spool');
+  const raw = {
+    listen: [listen],
+    allowNetworks: ['127.0.0.1/32'],
+    spool: { minFreeSpace: 0, ...spoolExtra, dir: spoolDir },
+    // The upstream is never contacted here: only the listener and the spool run.
+    microsoft365: { tenantId: 't', clientId: 'c', clientSecret: 's', mailbox: 'relay@contoso.com' },
+    ...overrides,
+  };
+  const config = parseConfig(stringify(raw), join(tmp.dir, 'relay.yaml'), {});
+  const { logger, lines } = captureLogger();
+  const spool = await Spool.open(config.spool.dir, logger);
+  const listener = createListener({ config, sink: spool, logger, space: new SpaceGuard(config.spool.dir, config.spool.minFreeSpace, 0) });
+  const [bound] = await listener.start();
+  t.after(() => listener.close(500));
+  return { port: bound!.port, spool, logs: lines, dir: tmp.dir, listener };
+}
+
+/** MAIL, RCPT..., DATA, the data and the final dot; returns the first non-success reply or the final one. */
+export async function transaction(s: RawSmtp, from: string, to: string[], data: string | Buffer): Promise<string> {
+  let r = await s.command(`MAIL FROM:<${from}>`);
+  if (!r.startsWith('250')) return r;
+  for (const rcpt of to) {
+    r = await s.command(`RCPT TO:<${rcpt}>`);
+    if (!r.startsWith('250')) return r;
+  }
+  r = await s.command('DATA');
+  if (!r.startsWith('354')) return r;
+  s.write(data);
+  return s.command('.');
+}
+
