@@ -28,14 +28,14 @@ export interface StopTimeouts {
  */
 export async function startRelay(config: RelayConfig, logger: Logger, timeouts: StopTimeouts = {}): Promise<RunningRelay> {
   const spool = await Spool.open(config.spool.dir, logger);
-  const { report, queued } = await spool.recover();
+  const { report, queuedIds } = await spool.recover();
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
   const tokens = new TokenProvider(config.microsoft365, logger);
   tokens.startBackgroundRefresh();
   const worker = new RelayWorker({ config, spool, tokens, logger });
   spool.on('queued', (meta) => worker.enqueue(meta.id));
-  worker.start(queued);
+  void worker.start(queuedIds);
   const rescan = () => {
     worker.rescan().catch((err: unknown) => logger.error({ err: String(err) }, 'queue rescan failed'));
   };

@@ -80,8 +80,8 @@ test('queue admin: a command that died holding a message returns it to the queue
   const { spool, queue, dir } = await setup(t);
   const id = await queue();
   await spool.moveMeta('queue', 'admin', id);
-  const { queued } = await (await Spool.open(dir, silentLogger())).recover();
-  assert.deepEqual(queued.map((m) => m.id), [id]);
+  const { queuedIds } = await (await Spool.open(dir, silentLogger())).recover();
+  assert.deepEqual(queuedIds, [id]);
 });
 
 test('queue admin: wakeDaemon reaches a watcher', async (t) => {

@@ -53,11 +53,29 @@ export class RelayWorker {
     return this.options.logger;
   }
 
-  /** Starts delivering what recovery found in the queue. */
-  start(queued: MessageMeta[]): void {
+  /**
+   * Starts delivering what recovery found in the queue. Metadata is read in the background, a
+   * batch at a time, and each batch can be delivered while the next is read: a restart with a
+   * large queue starts sending at once.
+   */
+  start(queuedIds: readonly string[]): Promise<void> {
     this.running = true;
-    for (const meta of queued) this.enqueue(meta.id, meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0);
     this.pump();
+    return this.load(queuedIds);
+  }
+
+  private async load(ids: readonly string[]): Promise<void> {
+    try {
+      for await (const batch of this.options.spool.loadQueued(ids)) {
+        if (!this.running) return;
+        for (const meta of batch) {
+          if (!this.busy.has(meta.id)) this.scheduler.schedule(meta.id, meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0);
+        }
+        this.pump();
+      }
+    } catch (err) {
+      this.log.error({ err: errorText(err) }, 'reading the queue failed; the periodic rescan will pick messages up');
+    }
   }
 
   /** A message is queued (just received, or put back by an administrator). */

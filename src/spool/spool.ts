@@ -112,14 +112,18 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
   }
 
-  async moveMeta(from: StateDir, to: StateDir, id: string): Promise<boolean> {
+  /**
+   * Renames a metadata file between states. `durable` fsyncs both directories; a claim does not
+   * need it: if a power cut undid the rename, the message would simply be queued again.
+   */
+  async moveMeta(from: StateDir, to: StateDir, id: string, durable = true): Promise<boolean> {
     try {
       await rename(this.metaPath(from, id), this.metaPath(to, id));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
-    await Promise.all([this.syncer.sync(join(this.dir, STATE_DIRS[to])), this.syncer.sync(join(this.dir, STATE_DIRS[from]))]);
+    if (durable) await Promise.all([this.syncer.sync(join(this.dir, STATE_DIRS[to])), this.syncer.sync(join(this.dir, STATE_DIRS[from]))]);
     return true;
   }
 
@@ -132,7 +136,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
    * deleted or held meanwhile): the rename is what makes the claim exclusive.
    */
   async claim(id: string): Promise<MessageMeta | null> {
-    if (!(await this.moveMeta('queue', 'active', id))) return null;
+    if (!(await this.moveMeta('queue', 'active', id, false))) return null;
     crashPoint('after-claim');
     try {
       return await this.readMeta('active', id);
@@ -147,11 +151,13 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     await this.moveMeta('active', 'queue', id);
   }
 
-  /** Delivered to every recipient: the message leaves the spool. */
+  /**
+   * Delivered to every recipient: the message leaves the spool. No fsync: if a power cut undid
+   * the unlinks, the message would be sent once more (at-least-once), never lost.
+   */
   async complete(id: string): Promise<void> {
     await unlink(this.metaPath('active', id)).catch(ignoreMissing);
     await unlink(this.dataPath(id)).catch(ignoreMissing);
-    await Promise.all([this.syncer.sync(join(this.dir, STATE_DIRS.active)), this.syncer.sync(join(this.dir, 'data'))]);
   }
 
   /** Back to the queue with updated metadata (attempts, nextAttemptAt, lastError, recipients). */
@@ -200,9 +206,11 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   /**
    * Run once at start, before the listener and the worker: brings the spool back to a consistent
    * state after a crash. Claimed-but-unfinished messages go back to the queue (they may have reached
-   * Exchange: better twice than never), leftovers are removed, unreadable entries moved aside.
+   * Exchange: better twice than never), leftovers are removed, entries whose data is missing are
+   * moved aside. Only directory listings are read here, so a large queue does not delay the start;
+   * the metadata is read afterwards by loadQueued().
    */
-  async recover(): Promise<{ report: RecoveryReport; queued: MessageMeta[] }> {
+  async recover(): Promise<{ report: RecoveryReport; queuedIds: string[] }> {
     const report: RecoveryReport = { queued: 0, returnedFromActive: 0, removedTemp: 0, removedOrphanData: 0, movedToCorrupt: 0 };
     for (const name of await readdir(join(this.dir, 'tmp'))) {
       await rm(join(this.dir, 'tmp', name), { force: true, recursive: true });
@@ -210,56 +218,71 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     }
 
     const queuedIds = new Set(await this.ids('queue'));
-    // A queue command that died holding a message: its copy goes back where mail waits.
-    for (const id of await this.ids('admin')) {
-      if (queuedIds.has(id)) await unlink(this.metaPath('admin', id)).catch(ignoreMissing);
-      else {
-        await rename(this.metaPath('admin', id), this.metaPath('queue', id));
-        queuedIds.add(id);
-      }
-    }
-    for (const id of await this.ids('active')) {
-      if (queuedIds.has(id) || (await exists(this.metaPath('failed', id)))) {
-        await unlink(this.metaPath('active', id)).catch(ignoreMissing);
-      } else {
-        await rename(this.metaPath('active', id), this.metaPath('queue', id));
-        queuedIds.add(id);
-        report.returnedFromActive++;
-      }
-    }
-
-    const queued: MessageMeta[] = [];
-    const known = new Set<string>();
-    for (const state of ['queue', 'hold', 'failed'] as const) {
-      for (const id of state === 'queue' ? [...queuedIds] : await this.ids(state)) {
-        let meta: MessageMeta;
-        try {
-          meta = await this.readMeta(state, id);
-          if (!(await exists(this.dataPath(id)))) throw new Error('its data file is missing');
-        } catch (err) {
-          await this.quarantine(state, id, err);
-          report.movedToCorrupt++;
-          continue;
+    const failedIds = new Set(await this.ids('failed'));
+    // A queue command that died holding a message, and messages claimed for delivery when the
+    // process stopped: back to the queue, unless a newer copy already is in queue/ or failed/.
+    for (const state of ['admin', 'active'] as const) {
+      for (const id of await this.ids(state)) {
+        if (queuedIds.has(id) || failedIds.has(id)) {
+          await unlink(this.metaPath(state, id)).catch(ignoreMissing);
+        } else {
+          await rename(this.metaPath(state, id), this.metaPath('queue', id));
+          queuedIds.add(id);
+          if (state === 'active') report.returnedFromActive++;
         }
-        known.add(id);
-        if (state === 'queue') queued.push(meta);
       }
     }
 
-    for (const name of await readdir(join(this.dir, 'data'))) {
-      const id = name.endsWith('.eml') ? name.slice(0, -4) : '';
+    const dataIds = new Set((await readdir(join(this.dir, 'data'))).filter((n) => n.endsWith('.eml')).map((n) => n.slice(0, -4)));
+    const known = new Set<string>();
+    const entries: Array<[StateDir, string]> = [
+      ...[...queuedIds].map((id): [StateDir, string] => ['queue', id]),
+      ...(await this.ids('hold')).map((id): [StateDir, string] => ['hold', id]),
+      ...[...failedIds].map((id): [StateDir, string] => ['failed', id]),
+    ];
+    for (const [state, id] of entries) {
+      if (!dataIds.has(id)) {
+        await this.quarantine(state, id, new Error('its data file is missing'));
+        queuedIds.delete(id);
+        report.movedToCorrupt++;
+      } else {
+        known.add(id);
+      }
+    }
+    for (const id of dataIds) {
       if (known.has(id)) continue;
       // Data without metadata was never acknowledged (the client did not get 250).
-      await rm(join(this.dir, 'data', name), { force: true });
+      await rm(this.dataPath(id), { force: true });
       report.removedOrphanData++;
     }
     for (const sub of ['tmp', 'data', ...Object.values(STATE_DIRS)]) await this.syncer.sync(join(this.dir, sub));
-    report.queued = queued.length;
-    return { report, queued };
+    report.queued = queuedIds.size;
+    return { report, queuedIds: [...queuedIds].sort() };
+  }
+
+  /**
+   * Reads the metadata of queued messages (after recover()), a batch at a time, oldest first.
+   * Unreadable entries are moved to corrupt/ and skipped.
+   */
+  async *loadQueued(ids: readonly string[], batchSize = 128): AsyncGenerator<MessageMeta[]> {
+    for (let i = 0; i < ids.length; i += batchSize) {
+      const batch = await Promise.all(
+        ids.slice(i, i + batchSize).map(async (id) => {
+          try {
+            return await this.readMeta('queue', id);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null; // claimed or changed meanwhile
+            await this.quarantine('queue', id, err);
+            return null;
+          }
+        }),
+      );
+      yield batch.filter((m): m is MessageMeta => m !== null);
+    }
   }
 
   /** Moves an unreadable entry (metadata and data) into corrupt/ for an administrator to inspect. */
-  private async quarantine(state: StateDir, id: string, reason: unknown): Promise<void> {
+  async quarantine(state: StateDir, id: string, reason: unknown): Promise<void> {
     this.logger.error({ msgId: id, state, err: String((reason as Error)?.message ?? reason) }, 'unreadable spool entry moved to corrupt/');
     await rename(this.metaPath(state, id), join(this.dir, 'corrupt', `${id}.json`)).catch(ignoreMissing);
     await rename(this.dataPath(id), join(this.dir, 'corrupt', `${id}.eml`)).catch(ignoreMissing);
