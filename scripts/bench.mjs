@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { makeMessage, SmtpSession } from './smtpClient.mjs';
@@ -115,22 +116,15 @@ async function startRelay(spoolDir) {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const relay = { proc, t0, port: 0, firstDeliveredAt: null, delivered: 0, listeningAt: null, tokenAt: null };
-  let buffered = '';
-  proc.stdout.on('data', (chunk) => {
-    buffered += chunk;
-    let nl;
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (line.includes('"event":"delivered"')) {
-        relay.delivered++;
-        relay.firstDeliveredAt ??= performance.now();
-      } else if (line.includes('"event":"token"')) {
-        relay.tokenAt ??= performance.now();
-      } else if (line.includes('"event":"listening"')) {
-        relay.port = JSON.parse(line).addresses[0].port;
-        relay.listeningAt = performance.now();
-      }
+  createInterface({ input: proc.stdout }).on('line', (line) => {
+    if (line.includes('"event":"delivered"')) {
+      relay.delivered++;
+      relay.firstDeliveredAt ??= performance.now();
+    } else if (line.includes('"event":"token"')) {
+      relay.tokenAt ??= performance.now();
+    } else if (line.includes('"event":"listening"')) {
+      relay.port = JSON.parse(line).addresses[0].port;
+      relay.listeningAt = performance.now();
     }
   });
   await until('the relay to listen', () => relay.port, 30_000, proc);

@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -60,18 +61,11 @@ const relay = spawn(process.execPath, [cli, 'run', '--config', join(work, 'relay
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const logs = [];
-let buffered = '';
-relay.stdout.on('data', (chunk) => {
-  buffered += chunk;
-  let nl;
-  while ((nl = buffered.indexOf('\n')) !== -1) {
-    const line = buffered.slice(0, nl);
-    buffered = buffered.slice(nl + 1);
-    try {
-      logs.push(JSON.parse(line));
-    } catch {
-      /* not JSON */
-    }
+createInterface({ input: relay.stdout }).on('line', (line) => {
+  try {
+    logs.push(JSON.parse(line));
+  } catch {
+    /* not JSON */
   }
 });
 

@@ -4,10 +4,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import type { Simulator } from '../src/simulator/index.js';
-import { CLI, ROOT, rawConfigFor, sendMessage, spawnRelay, startTestSimulator, tempDir } from './helpers/harness.js';
+import { CLI, ROOT, rawConfigFor, sendMessage, spawnRelay, simulatorSuite } from './helpers/harness.js';
 
 function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env) {
   const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', timeout: 20_000, env });
@@ -15,26 +14,14 @@ function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = process.en
 }
 
 describe('daemon and CLI', () => {
-  let sim: Simulator;
-  const cleanups: Array<() => void> = [];
-  before(async () => {
-    sim = await startTestSimulator({ rateLimit: null });
-  });
-  after(async () => {
-    await sim.close();
-    for (const c of cleanups) c();
-  });
-  function dir(): string {
-    const tmp = tempDir();
-    cleanups.push(tmp.remove);
-    return tmp.dir;
-  }
+  const suite = simulatorSuite();
+  const dir = () => suite.dir();
 
   test('the spool survives a restart: queued while upstream is down, delivered after the restart', async (t) => {
-    sim.reset();
+    suite.sim.reset();
     const work = dir();
-    const raw = rawConfigFor(sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
-    sim.faults.refuseConnections = true;
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
+    suite.sim.faults.refuseConnections = true;
     const first = await spawnRelay(raw, work);
     t.after(() => first.kill());
     const ids: string[] = [];
@@ -60,7 +47,7 @@ describe('daemon and CLI', () => {
     assert.match(table.stdout, /3 message\(s\): 3 deferred/);
 
     // A new daemon on the same spool picks all three up again (due at their recorded time, an hour away).
-    sim.faults.refuseConnections = false;
+    suite.sim.faults.refuseConnections = false;
     const second = await spawnRelay(raw, work);
     t.after(() => second.kill());
     const recovered = await second.waitForLog('spool recovery', (l) => l.event === 'spool-recovered');
@@ -71,29 +58,29 @@ describe('daemon and CLI', () => {
   });
 
   test('a restarted daemon delivers what the previous one queued', async (t) => {
-    sim.reset();
+    suite.sim.reset();
     const work = dir();
-    const raw = rawConfigFor(sim, join(work, 'spool'));
-    sim.faults.refuseConnections = true;
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'));
+    suite.sim.faults.refuseConnections = true;
     const first = await spawnRelay(raw, work);
     t.after(() => first.kill());
     const info = await sendMessage(first.port, { to: ['restart@contoso.com'] });
     const id = /queued as (\S+)/.exec(info.response)?.[1];
     await first.waitForLog('deferral', (l) => l.event === 'deferred' && l.msgId === id);
     assert.equal(await first.stop(), 0);
-    sim.faults.refuseConnections = false;
+    suite.sim.faults.refuseConnections = false;
     const second = await spawnRelay(raw, work);
     t.after(() => second.kill());
-    const [got] = await sim.waitForMessages(1, 15_000);
+    const [got] = await suite.sim.waitForMessages(1, 15_000);
     assert.deepEqual(got?.envelope.to, ['restart@contoso.com']);
     await second.waitForLog('delivery', (l) => l.event === 'delivered' && l.msgId === id);
     assert.equal(await second.stop(), 0);
   });
 
   test('queue show/retry/hold/release/delete act on a running daemon', async (t) => {
-    sim.reset();
+    suite.sim.reset();
     const work = dir();
-    const raw = rawConfigFor(sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
     const file = join(work, 'relay.yaml');
     const relay = await spawnRelay(raw, work);
     t.after(() => relay.kill());
@@ -101,7 +88,7 @@ describe('daemon and CLI', () => {
     const state = (id: string) => (JSON.parse(queueCmd('list', '--json').stdout) as Array<{ id: string; state: string }>).find((i) => i.id === id)?.state;
 
     // A permanent failure, retried by the administrator once the cause is fixed.
-    sim.faults.rejectData = '554 5.6.0 Corrupt message content';
+    suite.sim.faults.rejectData = '554 5.6.0 Corrupt message content';
     const failedId = /queued as (\S+)/.exec((await sendMessage(relay.port, { to: ['failed@contoso.com'] })).response)?.[1] ?? '';
     await relay.waitForLog('the failure', (l) => l.event === 'failed' && l.msgId === failedId);
     assert.equal(state(failedId), 'failed');
@@ -111,12 +98,12 @@ describe('daemon and CLI', () => {
     assert.match(shown.stdout, /last error: +554 5\.6\.0 Corrupt message content/);
     assert.match(shown.stdout, /failed +failed@contoso\.com/);
     assert.match(shown.stdout, /Subject: Scan from MFP 3rd floor/);
-    sim.faults.rejectData = null;
+    suite.sim.faults.rejectData = null;
     assert.equal(queueCmd('retry', failedId).code, 0);
     await relay.waitForLog('the retried delivery', (l) => l.event === 'delivered' && l.msgId === failedId);
 
     // Deferred for an hour (a transient reply); held, then released: delivered at once on release.
-    sim.faults.failNext(1);
+    suite.sim.faults.failNext(1);
     const heldId = /queued as (\S+)/.exec((await sendMessage(relay.port, { to: ['held@contoso.com'] })).response)?.[1] ?? '';
     await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === heldId);
     assert.equal(queueCmd('hold', heldId).code, 0);
@@ -128,7 +115,7 @@ describe('daemon and CLI', () => {
     await relay.waitForLog('the released delivery', (l) => l.event === 'delivered' && l.msgId === heldId, 20_000);
 
     // Deleted while deferred: gone for good, never delivered.
-    sim.faults.failNext(1);
+    suite.sim.faults.failNext(1);
     const deletedId = /queued as (\S+)/.exec((await sendMessage(relay.port, { to: ['deleted@contoso.com'] })).response)?.[1] ?? '';
     await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === deletedId);
     assert.equal(queueCmd('delete', deletedId).code, 0);
@@ -137,18 +124,18 @@ describe('daemon and CLI', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no message .* in the spool/);
     assert.equal(await relay.stop(), 0);
-    assert.ok(!sim.received.some((m) => m.envelope.to.includes('deleted@contoso.com')));
+    assert.ok(!suite.sim.received.some((m) => m.envelope.to.includes('deleted@contoso.com')));
   });
 
   test('hash-password output works as passwordHash; outside allowNetworks AUTH is required', async (t) => {
-    sim.reset();
+    suite.sim.reset();
     const hashed = cli(['hash-password'], 'correct horse battery staple\n');
     assert.equal(hashed.code, 0, hashed.stderr);
     const passwordHash = hashed.stdout.trim();
     assert.match(passwordHash, /^scrypt\$/);
     assert.ok(!passwordHash.includes('correct horse'));
     const work = dir();
-    const raw = rawConfigFor(sim, join(work, 'spool'), { allowNetworks: ['192.168.10.0/24'], users: [{ username: 'scanner', passwordHash }] });
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'), { allowNetworks: ['192.168.10.0/24'], users: [{ username: 'scanner', passwordHash }] });
     const relay = await spawnRelay(raw, work);
     t.after(() => relay.kill());
     await assert.rejects(sendMessage(relay.port), (err: { responseCode?: number; response?: string }) => err.responseCode === 530 && /5\.7\.0/.test(err.response ?? ''));
@@ -159,13 +146,13 @@ describe('daemon and CLI', () => {
     const listed = JSON.parse(cli(['queue', 'list', '--config', join(work, 'relay.yaml'), '--json']).stdout) as unknown[];
     assert.equal(listed.length, 0, 'nothing was queued for the refused clients');
     await sendMessage(relay.port, { auth: { user: 'scanner', pass: 'correct horse battery staple' } });
-    await sim.waitForMessages(1);
+    await suite.sim.waitForMessages(1);
     assert.equal(await relay.stop(), 0);
   });
 
   test('check-config: exit 0 for a good file, 1 with the key named for each kind of mistake', () => {
     const work = dir();
-    const good = rawConfigFor(sim, join(work, 'spool'));
+    const good = rawConfigFor(suite.sim, join(work, 'spool'));
     const write = (name: string, value: unknown) => {
       const file = join(work, name);
       writeFileSync(file, typeof value === 'string' ? value : stringify(value));
@@ -196,7 +183,7 @@ describe('daemon and CLI', () => {
   test('run with an invalid config exits non-zero at once, naming the key', () => {
     const work = dir();
     const file = join(work, 'bad.yaml');
-    writeFileSync(file, stringify({ ...rawConfigFor(sim, join(work, 'spool')), maxMessageSize: 'big' }));
+    writeFileSync(file, stringify({ ...rawConfigFor(suite.sim, join(work, 'spool')), maxMessageSize: 'big' }));
     const result = cli(['run', '--config', file]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /maxMessageSize: must be of type number/);

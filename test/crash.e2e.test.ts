@@ -5,9 +5,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { Simulator } from '../src/simulator/index.js';
-import { rawConfigFor, sampleMessage, sendMessage, spawnRelay, startTestSimulator, tempDir } from './helpers/harness.js';
+import { describe, test } from 'node:test';
+import { rawConfigFor, sampleMessage, sendMessage, spawnRelay, simulatorSuite } from './helpers/harness.js';
 import { waitFor } from './helpers/wait.js';
 
 const POINTS = [
@@ -20,25 +19,16 @@ const POINTS = [
 ] as const;
 
 describe('crash safety (kill -9)', () => {
-  let sim: Simulator;
-  const cleanups: Array<() => void> = [];
-  before(async () => {
-    sim = await startTestSimulator({ rateLimit: null });
-  });
-  after(async () => {
-    await sim.close();
-    for (const c of cleanups) c();
-  });
+  const suite = simulatorSuite();
 
   for (const { point, acknowledged } of POINTS) {
     test(`killed at ${point}: ${acknowledged ? 'the acknowledged message is delivered after the restart' : 'no 250 was sent, and the spool stays consistent'}`, async (t) => {
-      sim.reset();
-      const tmp = tempDir();
-      cleanups.push(tmp.remove);
-      const raw = rawConfigFor(sim, join(tmp.dir, 'spool'));
-      if (point === 'between-defer-steps') sim.faults.failNext(1);
+      suite.sim.reset();
+      const work = suite.dir();
+      const raw = rawConfigFor(suite.sim, join(work, 'spool'));
+      if (point === 'between-defer-steps') suite.sim.faults.failNext(1);
       const subject = `crash ${point}`;
-      const relay = await spawnRelay(raw, tmp.dir, { env: { M365_RELAY_CRASH_AT: point } });
+      const relay = await spawnRelay(raw, work, { env: { M365_RELAY_CRASH_AT: point } });
       t.after(() => relay.kill());
       let gotAck = false;
       try {
@@ -50,12 +40,12 @@ describe('crash safety (kill -9)', () => {
       assert.equal(await relay.exited, 'SIGKILL', 'the daemon was killed at the crash point');
       assert.equal(gotAck, acknowledged, acknowledged ? 'the crash came after the 250' : 'the crash came before the 250');
 
-      const restarted = await spawnRelay(raw, tmp.dir, { name: 'restart.yaml' });
+      const restarted = await spawnRelay(raw, work, { name: 'restart.yaml' });
       t.after(() => restarted.kill());
       if (acknowledged) {
-        await waitFor('the acknowledged message upstream', () => sim.received.some((m) => m.raw.toString().includes(`Subject: ${subject}`)), 15_000);
+        await waitFor('the acknowledged message upstream', () => suite.sim.received.some((m) => m.raw.toString().includes(`Subject: ${subject}`)), 15_000);
         await restarted.waitForLog('the spool to be empty', (l) => l.event === 'delivered', 15_000);
-        const copies = sim.received.filter((m) => m.raw.toString().includes(`Subject: ${subject}`)).length;
+        const copies = suite.sim.received.filter((m) => m.raw.toString().includes(`Subject: ${subject}`)).length;
         // Only a message that was in flight upstream at the kill may arrive twice.
         assert.ok(copies === 1 || (point === 'after-upstream-accept' && copies === 2), `${copies} copies arrived`);
       } else {
@@ -64,22 +54,21 @@ describe('crash safety (kill -9)', () => {
         // one that has only its data file is removed as never acknowledged. Never anything corrupt.
         assert.equal(recovered.movedToCorrupt, 0);
         if (point === 'after-data-fsync') assert.equal(recovered.removedOrphanData, 1);
-        else await waitFor('the durable message upstream', () => sim.received.some((m) => m.raw.toString().includes(`Subject: ${subject}`)), 15_000);
+        else await waitFor('the durable message upstream', () => suite.sim.received.some((m) => m.raw.toString().includes(`Subject: ${subject}`)), 15_000);
       }
       assert.equal(await restarted.stop(), 0);
-      assert.deepEqual(readdirSync(join(tmp.dir, 'spool', 'active')), [], 'nothing left claimed after a clean stop');
+      assert.deepEqual(readdirSync(join(work, 'spool', 'active')), [], 'nothing left claimed after a clean stop');
     });
   }
 
   test('random kills during a burst: every acknowledged message is delivered', async (t) => {
-    sim.reset();
-    const tmp = tempDir();
-    cleanups.push(tmp.remove);
-    const raw = rawConfigFor(sim, join(tmp.dir, 'spool'));
+    suite.sim.reset();
+    const work = suite.dir();
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'));
     const acknowledged = new Set<string>();
     let sent = 0;
     for (let round = 0; round < 3; round++) {
-      const relay = await spawnRelay(raw, tmp.dir);
+      const relay = await spawnRelay(raw, work);
       t.after(() => relay.kill());
       const clients = Array.from({ length: 4 }, async (_, c) => {
         for (let i = 0; i < 25; i++) {
@@ -97,9 +86,9 @@ describe('crash safety (kill -9)', () => {
       await relay.kill();
       await Promise.all(clients);
     }
-    const final = await spawnRelay(raw, tmp.dir);
+    const final = await spawnRelay(raw, work);
     t.after(() => final.kill());
-    const subjects = () => new Set(sim.received.map((m) => /Subject: (.*)\r\n/.exec(m.raw.toString())?.[1]));
+    const subjects = () => new Set(suite.sim.received.map((m) => /Subject: (.*)\r\n/.exec(m.raw.toString())?.[1]));
     await waitFor(`all ${acknowledged.size} acknowledged messages upstream`, () => [...acknowledged].every((s) => subjects().has(s)), 30_000);
     assert.ok(acknowledged.size > 0 && acknowledged.size <= sent);
     assert.equal(await final.stop(), 0);

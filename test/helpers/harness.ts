@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
 import { stringify } from 'yaml';
@@ -9,12 +11,40 @@ import { startRelay, type RunningRelay } from '../../src/daemon.js';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../../src/simulator/index.js';
 import { captureLogger, type LogLine } from './logs.js';
 import { loadTestCa } from './testCa.js';
+import { tempDir } from './tmp.js';
 import { waitFor } from './wait.js';
 
-export { tempDir } from './tmp.js';
+export { tempDir };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli.js');
+
+/**
+ * For a describe() block: one simulator for the suite, and temp directories removed at its end.
+ * Read `suite.sim` inside tests (it is set in before()).
+ */
+export function simulatorSuite(options: SimulatorOptions = { rateLimit: null }): { readonly sim: Simulator; dir(): string } {
+  let sim: Simulator | undefined;
+  const removals: Array<() => void> = [];
+  before(async () => {
+    sim = await startTestSimulator(options);
+  });
+  after(async () => {
+    await sim?.close();
+    for (const remove of removals) remove();
+  });
+  return {
+    get sim() {
+      if (!sim) throw new Error('the simulator starts in before(): use suite.sim inside a test');
+      return sim;
+    },
+    dir() {
+      const tmp = tempDir();
+      removals.push(tmp.remove);
+      return tmp.dir;
+    },
+  };
+}
 
 /** The built-in Microsoft 365 simulator on loopback, its certificate signed by the run's test CA. */
 export function startTestSimulator(options: SimulatorOptions = {}): Promise<Simulator> {
@@ -89,19 +119,12 @@ export async function spawnRelay(raw: Raw, dir: string, options: { name?: string
   const proc = spawn(process.execPath, [CLI, 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   const logs: LogLine[] = [];
   let err = '';
-  let buffered = '';
-  proc.stdout!.on('data', (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = buffered.indexOf('\n')) !== -1) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 1);
-      if (process.env.DEBUG_LOGS) process.stderr.write(`[child] ${line}\n`);
-      try {
-        logs.push(JSON.parse(line) as LogLine);
-      } catch {
-        // ignore non-JSON
-      }
+  createInterface({ input: proc.stdout! }).on('line', (line) => {
+    if (process.env.DEBUG_LOGS) process.stderr.write(`[child] ${line}\n`);
+    try {
+      logs.push(JSON.parse(line) as LogLine);
+    } catch {
+      // ignore non-JSON
     }
   });
   proc.stderr!.on('data', (chunk: Buffer) => {
