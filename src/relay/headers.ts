@@ -1,4 +1,5 @@
-import { open } from 'node:fs/promises';
+import { read } from 'node:fs';
+import { closeFd, openFd } from '../spool/fd.js';
 
 /**
  * The header block of a spooled message, split into fields with their raw bytes kept, so that
@@ -26,13 +27,13 @@ const MAX_HEADER_BYTES = 1024 * 1024;
 
 /** Reads just the header block of a data file (at most 1 MiB; bodies are never read here). */
 export async function readHeaderBlock(path: string): Promise<HeaderBlock> {
-  const handle = await open(path, 'r');
+  const fd = await openFd(path, 'r');
   try {
     const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
-      const buffer = Buffer.alloc(64 * 1024);
-      const { bytesRead } = await handle.read(buffer, 0, buffer.length, total);
+      const buffer = Buffer.allocUnsafe(64 * 1024);
+      const bytesRead = await readAt(fd, buffer, total);
       if (bytesRead === 0) break;
       chunks.push(buffer.subarray(0, bytesRead));
       total += bytesRead;
@@ -41,8 +42,14 @@ export async function readHeaderBlock(path: string): Promise<HeaderBlock> {
     }
     return parseHeaderBlock(Buffer.concat(chunks));
   } finally {
-    await handle.close();
+    await closeFd(fd);
   }
+}
+
+function readAt(fd: number, buffer: Buffer, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, 0, buffer.length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
+  });
 }
 
 function findSeparator(data: Buffer): { headerEnd: number; bodyStart: number } | null {

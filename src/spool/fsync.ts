@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { fsyncPath } from './fd.js';
 
 /**
  * fsyncs a directory so that renames and unlinks in it survive a power loss.
@@ -32,14 +32,5 @@ export class DirectorySyncer {
         return slot.running;
       });
     return slot.next;
-  }
-}
-
-export async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,9 +1,9 @@
-import type { FileHandle } from 'node:fs/promises';
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
+import { closeFd, fsyncFd, openFd, writeAll } from './fd.js';
 import type { ClientInfo, Envelope } from './types.js';
 
 export interface IncomingMessage {
@@ -33,14 +33,14 @@ class DrainingFileWriter extends Writable {
   bytes = 0;
   error: NodeJS.ErrnoException | null = null;
 
-  constructor(private readonly handle: FileHandle) {
+  constructor(private readonly fd: number) {
     super({ highWaterMark: 256 * 1024 });
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
     this.bytes += chunk.length;
     if (this.error) return done();
-    writeAll(this.handle, chunk).then(
+    writeAll(this.fd, chunk).then(
       () => done(),
       (err: NodeJS.ErrnoException) => {
         this.error = err;
@@ -55,14 +55,6 @@ class DrainingFileWriter extends Writable {
   }
 }
 
-async function writeAll(handle: FileHandle, chunk: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < chunk.length) {
-    const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset);
-    offset += bytesWritten;
-  }
-}
-
 /** Opens the data file exclusively and streams into it; `onCommit` finishes the spool's part. */
 export class SpoolIncoming implements IncomingMessage {
   private size = -1;
@@ -74,23 +66,23 @@ export class SpoolIncoming implements IncomingMessage {
   ) {}
 
   async write(data: NodeJS.ReadableStream): Promise<number> {
-    let handle: FileHandle;
+    let fd: number;
     try {
-      handle = await open(this.dataPath, 'wx', 0o600);
+      fd = await openFd(this.dataPath, 'wx', 0o600);
     } catch (err) {
       await drain(data);
       throw new SpoolWriteError(`cannot create ${this.dataPath}: ${(err as Error).message}`, { cause: err });
     }
-    const writer = new DrainingFileWriter(handle);
+    const writer = new DrainingFileWriter(fd);
     try {
       await pipeline(data, writer);
       if (writer.error) throw writer.error;
-      await handle.sync();
+      await fsyncFd(fd);
       crashPoint('after-data-fsync');
     } catch (err) {
       throw new SpoolWriteError(`cannot write message ${this.id}: ${(err as Error).message}`, { cause: err });
     } finally {
-      await handle.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined);
     }
     this.size = writer.bytes;
     return writer.bytes;

@@ -1,10 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
+import { writeFileDurably } from './fd.js';
 import { DirectorySyncer } from './fsync.js';
 import { isMessageId, newMessageId } from './ids.js';
 import { SpoolIncoming, type IncomingMessage, type MessageSink } from './incoming.js';
@@ -100,13 +101,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   /** Writes metadata to tmp/, fsyncs it, renames it into the state directory and fsyncs that. */
   async writeMeta(state: StateDir, meta: MessageMeta, afterRename?: () => void): Promise<void> {
     const tmp = join(this.dir, 'tmp', `${meta.id}.${process.pid}.${Math.random().toString(36).slice(2)}.json`);
-    const handle = await open(tmp, 'wx', 0o600);
-    try {
-      await handle.writeFile(JSON.stringify(meta));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeFileDurably(tmp, Buffer.from(JSON.stringify(meta)));
     await rename(tmp, this.metaPath(state, meta.id));
     afterRename?.();
     await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
@@ -307,13 +302,4 @@ export function parseMeta(text: string, id: string): MessageMeta {
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
