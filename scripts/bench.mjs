@@ -139,6 +139,12 @@ async function stopRelay(relay) {
   clearTimeout(timer);
 }
 
+/** CPU time (user + system) the process has used so far, in ms: robust to other load on the machine. */
+function cpuMs(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+}
+
 function rssBytes(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
@@ -171,6 +177,7 @@ async function benchAccept(run) {
     await until('the first access token', () => relay.tokenAt, 30_000, relay.proc);
     const latencies = [];
     const total = SIZES.messages;
+    const cpuBefore = cpuMs(relay.proc.pid);
     let next = 0;
     const t0 = performance.now();
     let lastAck = 0;
@@ -194,6 +201,7 @@ async function benchAccept(run) {
     const acceptSeconds = (lastAck - t0) / 1000;
     await sim.waitForMessages(total, 120_000);
     const lastDelivered = performance.now();
+    const cpuPerMessage = (cpuMs(relay.proc.pid) - cpuBefore) / total;
     await stopRelay(relay);
     latencies.sort((a, b) => a - b);
     const suffix = perConnection === 1 ? '1PerConnection' : `${perConnection}PerConnection`;
@@ -201,6 +209,7 @@ async function benchAccept(run) {
     out[`acceptLatencyP50_${suffix}`] = { value: round(pct(latencies, 0.5)), unit: 'ms' };
     out[`acceptLatencyP99_${suffix}`] = { value: round(pct(latencies, 0.99)), unit: 'ms', target: '< 50' };
     out[`acceptLatencyMax_${suffix}`] = { value: round(latencies[latencies.length - 1]), unit: 'ms' };
+    out[`relayCpuPerMessage_${suffix}`] = { value: round(cpuPerMessage), unit: 'ms' };
     if (perConnection === 1) {
       out.endToEndDrainAfterLastAck = { value: round((lastDelivered - lastAck) / 1000), unit: 's', target: '< 2' };
       out.endToEndDeliveredRate = { value: round(total / ((lastDelivered - t0) / 1000)), unit: 'msg/s' };
