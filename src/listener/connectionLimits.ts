@@ -1,26 +1,30 @@
-/** Counts open SMTP connections per client address, to refuse one address hogging the listener. */
+/**
+ * Counts open SMTP connections per client address and in total over all listeners, so that one
+ * address (a looping script, a scanner gone wild) cannot hog the relay.
+ */
 export class ConnectionCounter {
   private readonly open = new Map<string, number>();
+  private count = 0;
 
-  constructor(private readonly perClient: number) {}
-
-  /** Takes a slot for `address`; false when it already has the maximum. */
-  tryOpen(address: string): boolean {
+  /** Takes a slot for `address`, or says which limit is reached. Limits are read per call (reloads). */
+  tryOpen(address: string, limits: { perClient: number; total: number }): 'ok' | 'per-client' | 'total' {
+    if (this.count >= limits.total) return 'total';
     const current = this.open.get(address) ?? 0;
-    if (current >= this.perClient) return false;
+    if (current >= limits.perClient) return 'per-client';
     this.open.set(address, current + 1);
-    return true;
+    this.count++;
+    return 'ok';
   }
 
   close(address: string): void {
-    const current = this.open.get(address) ?? 0;
+    const current = this.open.get(address);
+    if (current === undefined) return;
     if (current <= 1) this.open.delete(address);
     else this.open.set(address, current - 1);
+    this.count--;
   }
 
   get total(): number {
-    let sum = 0;
-    for (const n of this.open.values()) sum += n;
-    return sum;
+    return this.count;
   }
 }

@@ -1,0 +1,85 @@
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { IncomingMessage } from '../spool/index.js';
+import { clientAddress, clientOf, envelopeOf, userOf } from './envelope.js';
+import type { HandlerContext } from './handlers.js';
+import { reply } from './replies.js';
+import { capAt } from './sizeCap.js';
+
+/** Discards a message's files; IncomingMessage.abort never throws, but a faulty sink must not matter. */
+async function discard(message: IncomingMessage): Promise<void> {
+  try {
+    await message.abort();
+  } catch {
+    // nothing more to do: the spool removes leftovers at start
+  }
+}
+
+/** Reads whatever is left of the message so that smtp-server can send the reply. */
+export function drain(stream: SMTPServerDataStream): Promise<void> {
+  if (stream.readableEnded || stream.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('end', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.once('end', done);
+    stream.once('close', done);
+    stream.resume();
+  });
+}
+
+/**
+ * One DATA transaction: stream the message into the spool, then 250 only once it is durable.
+ * Resolves with the queue id; rejects with an SMTP reply error (530, 552, 451).
+ */
+export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream, session: SMTPServerSession): Promise<{ id: string }> {
+  const { logger } = ctx;
+  const client = clientAddress(session);
+  if (!ctx.rules().access.mayRelay(session)) {
+    // Only reachable when a reload withdrew the client's right mid-transaction.
+    await drain(stream);
+    throw reply('authRequired');
+  }
+  const message = ctx.sink.incoming();
+  const capped = capAt(stream, ctx.rules().config.maxMessageSize);
+  let size = 0;
+  let writeError: unknown = null;
+  try {
+    size = await message.write(capped.stream);
+  } catch (err) {
+    writeError = err;
+  }
+  // The spool consumes its input even on error; whatever is left of the client's DATA is read
+  // here all the same: smtp-server sends the reply only after the final dot.
+  capped.release();
+  await drain(stream);
+  if (stream.sizeExceeded) {
+    await discard(message);
+    logger.info({ event: 'rejected', msgId: message.id, client, reason: 'message too large', size: stream.byteLength, maxMessageSize: ctx.rules().config.maxMessageSize }, 'message over maxMessageSize refused');
+    throw reply('tooLarge');
+  }
+  if (writeError) {
+    await discard(message);
+    if (!stream.readableEnded) {
+      // The client went away in the middle of the message: nobody to answer, nothing lost.
+      logger.info({ event: 'aborted', msgId: message.id, client, reason: 'client disconnected during DATA' }, 'message incomplete: client disconnected');
+    } else {
+      logger.error({ event: 'spool-error', msgId: message.id, client, err: (writeError as Error)?.message }, 'could not write the message to the spool: answered 451');
+    }
+    throw reply('spoolWrite');
+  }
+  const envelope = envelopeOf(session);
+  try {
+    await message.commit({ envelope, client: clientOf(session) });
+  } catch (err) {
+    await discard(message);
+    logger.error({ event: 'spool-error', msgId: message.id, client, err: (err as Error)?.message }, 'could not queue the message: answered 451');
+    throw reply('spoolWrite');
+  }
+  logger.info(
+    { event: 'received', msgId: message.id, client, user: userOf(session), size, from: envelope.from, recipients: envelope.to.length, secure: Boolean(session.secure) },
+    'message queued',
+  );
+  return { id: message.id };
+}
