@@ -5,6 +5,7 @@ import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
 import { ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
+import { RelayMetrics } from './observability/metrics.js';
 import { QueueAdmin, QueueCommandError, Spool } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
@@ -60,8 +61,18 @@ function load(file: string): RelayConfig {
 async function run(args: string[]): Promise<number> {
   const { file } = configOption(args);
   const config = load(file);
-  const logger = createLogger({ level: config.log.level });
-  const relay = await startRelay(config, logger);
+  const metrics = new RelayMetrics();
+  const logger = createLogger({ level: config.log.level, onEvent: (event) => metrics.observe(event) });
+  const relay = await startRelay(config, logger, { metrics });
+  process.on('SIGHUP', () => {
+    // Reload: an invalid new file is refused and the running configuration stays.
+    try {
+      relay.reload(loadConfigFile(file));
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : [{ path: '', message: (err as Error).message }];
+      logger.error({ event: 'reload-failed', file, problems }, 'configuration NOT reloaded; the previous one stays in force');
+    }
+  });
   return new Promise<number>((resolve) => {
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {

@@ -1,38 +1,50 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RelayConfig } from './config/index.js';
 import { createListener } from './listener/index.js';
-import { TokenProvider, TokenError } from './oauth/index.js';
+import { TokenError, TokenProvider } from './oauth/index.js';
+import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
+import type { RelayMetrics } from './observability/metrics.js';
 import { RelayWorker } from './relay/index.js';
 import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
 const RESCAN_INTERVAL_MS = 5 * 60_000;
+/** /readyz probes the spool at most this often. */
+const SPOOL_PROBE_CACHE_MS = 5_000;
 
 export interface RunningRelay {
   readonly addresses: Array<{ host: string; port: number }>;
   readonly spool: Spool;
+  /** The health and metrics endpoint, when `http` is configured. */
+  readonly http: HttpEndpoint | null;
+  /** Applies a new configuration without dropping connections or mail (SIGHUP). Throws, changing nothing, when it cannot be applied. */
+  reload(config: RelayConfig): void;
   /** Graceful stop: no new connections, current transactions and deliveries finish (bounded). */
   stop(): Promise<void>;
 }
 
-export interface StopTimeouts {
-  /** How long SMTP clients mid-transaction may take to finish. */
+export interface RelayOptions {
+  /** How long SMTP clients mid-transaction may take to finish at stop. */
   listenerGraceMs?: number;
-  /** How long upstream deliveries under way may take before their connections are closed. */
+  /** How long upstream deliveries under way may take at stop before their connections are closed. */
   deliveryGraceMs?: number;
+  /** Metrics fed by the logger's events (see createLogger's onEvent); needed for /metrics. */
+  metrics?: RelayMetrics;
 }
 
 /**
  * Starts the relay: recovers the spool, starts the worker on what is queued, then opens the
  * listeners. The order matters: nothing is accepted before the spool is consistent.
  */
-export async function startRelay(config: RelayConfig, logger: Logger, timeouts: StopTimeouts = {}): Promise<RunningRelay> {
+export async function startRelay(initial: RelayConfig, logger: Logger, options: RelayOptions = {}): Promise<RunningRelay> {
+  let config = initial;
   const spool = await Spool.open(config.spool.dir, logger);
   const { report, queuedIds } = await spool.recover();
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
-  const tokens = new TokenProvider(config.microsoft365, logger);
-  tokens.startBackgroundRefresh();
+  let tokens = startTokens(config, logger);
   const worker = new RelayWorker({ config, spool, tokens, logger });
   spool.on('queued', (meta) => worker.enqueue(meta.id));
   void worker.start(queuedIds);
@@ -43,22 +55,23 @@ export async function startRelay(config: RelayConfig, logger: Logger, timeouts: 
   const rescanTimer = setInterval(rescan, RESCAN_INTERVAL_MS);
   rescanTimer.unref();
 
-  // Ask for a token now, so that a credential problem shows in the log at start, not at the first message.
-  tokens.getToken().catch((err: unknown) => {
-    if (err instanceof TokenError) {
-      logger.error({ event: 'alert', alert: 'token', advice: err.advice, kind: err.kind }, `cannot get an access token: ${err.message}`);
-    }
-  });
-
   const space = new SpaceGuard(config.spool.dir, config.spool.minFreeSpace);
   const listener = createListener({ config, sink: spool, logger, space });
   let addresses: Array<{ host: string; port: number }>;
+  let http: HttpEndpoint | null = null;
   try {
     addresses = await listener.start();
+    if (config.http) {
+      const metrics = options.metrics;
+      if (!metrics) throw new Error('http is configured but no metrics were given to startRelay');
+      metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections() });
+      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, () => tokens, worker) });
+    }
   } catch (err) {
     stopWatching();
     clearInterval(rescanTimer);
     tokens.stopBackgroundRefresh();
+    await listener.close(0);
     await worker.stop(0);
     throw err;
   }
@@ -68,17 +81,65 @@ export async function startRelay(config: RelayConfig, logger: Logger, timeouts: 
   return {
     addresses,
     spool,
+    http,
+    reload(next) {
+      if (next.spool.dir !== config.spool.dir) logger.warn({ event: 'reload', reason: 'spool.dir changed' }, 'a new spool.dir takes effect after a restart');
+      if (JSON.stringify(next.http) !== JSON.stringify(config.http)) logger.warn({ event: 'reload', reason: 'http changed' }, 'changes to http take effect after a restart');
+      listener.update(next); // validates first: throws, changing nothing, when it cannot apply
+      const m365Changed = JSON.stringify(next.microsoft365) !== JSON.stringify(config.microsoft365);
+      if (m365Changed) {
+        tokens.stopBackgroundRefresh();
+        tokens = startTokens(next, logger);
+      }
+      worker.reconfigure(next, tokens);
+      config = next;
+      logger.info({ event: 'reloaded', microsoft365Changed: m365Changed }, 'configuration reloaded');
+    },
     stop() {
       stopped ??= (async () => {
         logger.info({ event: 'stopping' }, 'stopping: no new connections; finishing what is under way');
         stopWatching();
         clearInterval(rescanTimer);
-        await listener.close(timeouts.listenerGraceMs ?? 10_000);
-        await worker.stop(timeouts.deliveryGraceMs ?? 20_000);
+        await listener.close(options.listenerGraceMs ?? 10_000);
+        await worker.stop(options.deliveryGraceMs ?? 20_000);
         tokens.stopBackgroundRefresh();
+        await http?.close();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
       return stopped;
     },
+  };
+}
+
+/** A token provider that renews in the background and asks for a token now, so that a credential problem shows in the log at start. */
+function startTokens(config: RelayConfig, logger: Logger): TokenProvider {
+  const tokens = new TokenProvider(config.microsoft365, logger);
+  tokens.startBackgroundRefresh();
+  tokens.getToken().catch((err: unknown) => {
+    if (err instanceof TokenError) {
+      logger.error({ event: 'alert', alert: 'token', advice: err.advice, kind: err.kind }, `cannot get an access token: ${err.message}`);
+    }
+  });
+  return tokens;
+}
+
+/** Counts per state from directory listings; the oldest waiting message from its id (ids start with the arrival time). */
+async function queueFigures(spool: Spool): Promise<{ counts: Record<string, number>; oldestReceivedAt: number | null }> {
+  const counts: Record<string, number> = {};
+  let oldest: string | null = null;
+  for (const state of ['queue', 'active', 'hold', 'failed'] as const) {
+    const ids = await spool.ids(state);
+    counts[state === 'queue' ? 'waiting' : state] = ids.length;
+    if (state === 'queue' || state === 'active') for (const id of ids) if (oldest === null || id < oldest) oldest = id;
+  }
+  counts.corrupt = (await readdir(join(spool.dir, 'corrupt')).catch(() => [])).filter((n) => n.endsWith('.json')).length;
+  return { counts, oldestReceivedAt: oldest ? parseInt(oldest.slice(0, 9), 36) : null };
+}
+
+function readiness(spool: Spool, tokens: () => TokenProvider, worker: RelayWorker) {
+  let probe: { at: number; result: { ok: boolean; error: string | null } } | null = null;
+  return async () => {
+    if (!probe || Date.now() - probe.at > SPOOL_PROBE_CACHE_MS) probe = { at: Date.now(), result: await spool.probeWritable() };
+    return { spool: probe.result, token: tokens().health(), upstream: worker.upstreamHealth() };
   };
 }

@@ -166,6 +166,8 @@ export const configSchema = z.strictObject({
   }),
   microsoft365: microsoft365Schema,
   retry: retrySchema.default({ schedule: DEFAULT_SCHEDULE.map((d) => parseDuration(d) ?? 0), maxAge: 5 * 86_400_000, jitter: 0.1 }),
+  /** Optional health and metrics endpoint (off when absent). Loopback by default: it is not for the LAN. */
+  http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).default({ level: 'info' }),
 });
 

@@ -45,6 +45,8 @@ export interface Listener {
    * nothing, when the new configuration cannot be applied (bad hash, unreadable certificate).
    */
   update(config: RelayConfig): void;
+  /** Open SMTP connections per listener, keyed "host:port" (for metrics). */
+  connections(): Record<string, number>;
 }
 
 const sameThrottleLimits = (a: RelayConfig['limits'], b: RelayConfig['limits']) =>
@@ -142,9 +144,10 @@ export function createListener(options: ListenerOptions): Listener {
     });
   }
 
+  let bound: BoundAddress[] = [];
   return {
     async start() {
-      const bound: BoundAddress[] = [];
+      bound = [];
       try {
         for (const [i, server] of servers.entries()) bound.push(await listenOne(server, listens[i]!));
       } catch (err) {
@@ -171,6 +174,15 @@ export function createListener(options: ListenerOptions): Listener {
         }
       })();
       return closed;
+    },
+
+    connections() {
+      const open: Record<string, number> = {};
+      servers.forEach((server, i) => {
+        const address = bound[i];
+        if (address) open[`${address.host}:${address.port}`] = (server as unknown as { connections: Set<unknown> }).connections.size;
+      });
+      return open;
     },
 
     update(config) {

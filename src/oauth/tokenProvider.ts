@@ -33,6 +33,7 @@ export class TokenProvider implements TokenSource {
   private refreshing = false;
   /** The newest token, served without asking msal while msal itself would still serve it. */
   private current: AccessToken | null = null;
+  private lastFailure: { at: number; message: string; kind: string } | null = null;
 
   constructor(
     private readonly config: Microsoft365Config,
@@ -53,6 +54,12 @@ export class TokenProvider implements TokenSource {
     const request = this.fetch(key === 'forced').finally(() => this.inflight.delete(key));
     this.inflight.set(key, request);
     return request;
+  }
+
+  /** For /readyz: a token is held and valid, and the last request did not fail. */
+  health(): { ok: boolean; expiresOn: string | null; lastError: string | null } {
+    const valid = this.current !== null && this.current.expiresOn.getTime() > Date.now();
+    return { ok: valid && this.lastFailure === null, expiresOn: this.current?.expiresOn.toISOString() ?? null, lastError: this.lastFailure?.message ?? null };
   }
 
   /**
@@ -109,13 +116,17 @@ export class TokenProvider implements TokenSource {
       }
       const token = { accessToken: result.accessToken, expiresOn: result.expiresOn };
       this.current = token;
+      this.lastFailure = null;
       if (!result.fromCache) {
         this.logger.info({ event: 'token', expiresOn: result.expiresOn.toISOString(), forced }, 'access token obtained');
         this.scheduleRefresh(token);
       }
       return token;
     } catch (err) {
-      throw toTokenError(err);
+      const error = toTokenError(err);
+      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind };
+      this.logger.warn({ event: 'token-failed', kind: error.kind, aadsts: error.aadsts, err: error.message, forced }, 'access token request failed');
+      throw error;
     } finally {
       clearTimeout(timer);
     }

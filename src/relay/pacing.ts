@@ -24,6 +24,11 @@ export class Pacer {
     this.pausedUntil = Math.max(this.pausedUntil, until);
   }
 
+  /** Lifts any pause (after a reload fixed what caused it). */
+  resume(): void {
+    this.pausedUntil = 0;
+  }
+
   get pausedUntilMs(): number {
     return this.pausedUntil;
   }

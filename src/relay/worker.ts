@@ -32,7 +32,10 @@ export interface WorkerOptions {
 export class RelayWorker {
   private readonly scheduler = new Scheduler();
   private readonly pacer: Pacer;
-  private readonly transport: SubmissionTransport;
+  private transport: SubmissionTransport;
+  /** Replaced whole on reload (SIGHUP). */
+  private config: RelayConfig;
+  private tokens: TokenSource;
   private readonly alerts: AlertLog;
   private readonly breaker = new CircuitBreaker();
   private readonly inFlight = new Set<Promise<void>>();
@@ -43,6 +46,8 @@ export class RelayWorker {
   private running = false;
 
   constructor(private readonly options: WorkerOptions) {
+    this.config = options.config;
+    this.tokens = options.tokens;
     const m365 = options.config.microsoft365;
     this.pacer = new Pacer(m365.rateLimit);
     this.transport = options.transport ?? new SubmissionTransport(m365, options.tokens);
@@ -101,6 +106,26 @@ export class RelayWorker {
     this.pump();
   }
 
+  /**
+   * Applies a reloaded configuration: pacing, retry policy and limits at once; new Microsoft 365
+   * settings (a new token source) get a new transport, and the old one closes once the
+   * deliveries already using it have finished.
+   */
+  reconfigure(config: RelayConfig, tokens: TokenSource): void {
+    const previous = this.config.microsoft365;
+    this.config = config;
+    this.pacer.setLimit(config.microsoft365.rateLimit);
+    if (tokens !== this.tokens || JSON.stringify(previous) !== JSON.stringify(config.microsoft365)) {
+      const old = this.transport;
+      this.tokens = tokens;
+      this.transport = new SubmissionTransport(config.microsoft365, tokens);
+      void Promise.allSettled([...this.inFlight]).then(() => old.close());
+      this.breaker.reset();
+      this.pacer.resume();
+    }
+    this.pump();
+  }
+
   get queueSize(): number {
     return this.scheduler.size + this.inFlight.size;
   }
@@ -126,7 +151,7 @@ export class RelayWorker {
 
   private pump(): void {
     if (!this.running) return;
-    const limit = this.options.config.microsoft365.maxConnections;
+    const limit = this.config.microsoft365.maxConnections;
     while (this.inFlight.size < limit) {
       const id = this.scheduler.takeDue(Date.now());
       if (!id) break;
@@ -181,7 +206,7 @@ export class RelayWorker {
         // Exchange refused a token msal still holds (revoked, or the mailbox permission changed):
         // fetch a fresh one and try once more at once.
         this.log.warn({ msgId: id, event: 'token-rejected' }, 'Exchange rejected the access token; renewing it and retrying');
-        outcome = await this.options.tokens.getToken({ forceRefresh: true }).then(
+        outcome = await this.tokens.getToken({ forceRefresh: true }).then(
           () => this.attempt(meta),
           (err: TokenError) => ({ error: err }),
         );
@@ -195,8 +220,8 @@ export class RelayWorker {
   private async attempt(meta: MessageMeta): Promise<{ result?: SendResult; error?: UpstreamError | TokenError }> {
     try {
       // Asking first means a token problem is known as such, without opening a connection.
-      await this.options.tokens.getToken();
-      const m365 = this.options.config.microsoft365;
+      await this.tokens.getToken();
+      const m365 = this.config.microsoft365;
       const block = await readHeaderBlock(this.options.spool.dataPath(meta.id));
       const decision = applySenderPolicy(
         { mailbox: m365.mailbox, sendAs: m365.sendAs },
@@ -226,6 +251,9 @@ export class RelayWorker {
     const byAddress = (address: string) => recipients.find((r) => r.status === 'pending' && r.address.toLowerCase() === address.toLowerCase());
     let messageClass: Classification | null = null;
     let lastError: string | null = null;
+    /** Stable label for the failed log line and metric. */
+    let failClass = 'permanent-failure';
+    this.noteUpstream(outcome);
 
     const rejections = outcome.result?.rejected ?? (outcome.error instanceof UpstreamError ? outcome.error.rejected : []);
     for (const rejection of rejections) {
@@ -235,6 +263,7 @@ export class RelayWorker {
       r.lastError = describeFailure({ response: rejection.response });
       if (cls.class === 'permanent') {
         r.status = 'failed';
+        failClass = cls.reason;
         this.log.warn({ msgId: meta.id, event: 'recipient-failed', recipient: r.address, reason: r.lastError }, 'recipient rejected permanently');
       }
       lastError = r.lastError;
@@ -247,8 +276,9 @@ export class RelayWorker {
       }
       const delivered = outcome.result.accepted.length;
       if (delivered > 0) {
+        const latencySeconds = (now - Date.parse(meta.receivedAt)) / 1000;
         this.log.info(
-          { msgId: meta.id, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts },
+          { msgId: meta.id, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts, latencySeconds },
           'delivered to Exchange Online',
         );
         this.alerts.clear('configuration');
@@ -262,6 +292,7 @@ export class RelayWorker {
       if (!(outcome.error instanceof UpstreamError && outcome.error.rejected.length > 0)) {
         lastError = describeFailure(failure);
         if (messageClass.class === 'permanent') {
+          failClass = messageClass.reason;
           for (const r of pending()) {
             r.status = 'failed';
             r.lastError = lastError;
@@ -281,13 +312,13 @@ export class RelayWorker {
       }
       const reason = lastError ?? recipients.find((r) => r.status === 'failed')?.lastError ?? 'failed';
       await this.options.spool.fail({ ...next, lastError: reason, nextAttemptAt: null });
-      this.log.warn({ msgId: meta.id, event: 'failed', reason, attempts }, 'message failed permanently');
+      this.log.warn({ msgId: meta.id, event: 'failed', reason, class: failClass, attempts }, 'message failed permanently');
       return;
     }
 
     const minDelayMs = messageClass ? this.minDelayFor(messageClass) : undefined;
     const lifetimeStart = Date.parse(meta.requeuedAt ?? meta.receivedAt);
-    const decision = nextAttempt(this.options.config.retry, { attempts, receivedAt: lifetimeStart, now, minDelayMs });
+    const decision = nextAttempt(this.config.retry, { attempts, receivedAt: lifetimeStart, now, minDelayMs });
     if (decision.action === 'expire') {
       const reason = `expired after ${formatDuration(now - lifetimeStart)} in the queue; last error: ${next.lastError ?? 'none'}`;
       for (const r of pending()) {
@@ -295,7 +326,7 @@ export class RelayWorker {
         r.lastError = r.lastError ?? next.lastError ?? 'expired';
       }
       await this.options.spool.fail({ ...next, recipients, lastError: reason });
-      this.log.warn({ msgId: meta.id, event: 'failed', reason, attempts }, 'message expired');
+      this.log.warn({ msgId: meta.id, event: 'failed', reason, class: 'expired', attempts }, 'message expired');
       return;
     }
     const nextAttemptAt = new Date(decision.at).toISOString();
@@ -305,6 +336,27 @@ export class RelayWorker {
       'delivery deferred',
     );
     this.enqueue(meta.id, decision.at);
+  }
+
+  /** When Exchange last answered (any SMTP reply) and when it last could not be reached. */
+  private upstream = { lastReplyAt: 0, lastUnreachableAt: 0 };
+
+  private noteUpstream(outcome: { result?: SendResult; error?: UpstreamError | TokenError }): void {
+    if (outcome.result || (outcome.error instanceof UpstreamError && outcome.error.failure.responseCode !== undefined)) {
+      this.upstream.lastReplyAt = Date.now();
+    } else if (outcome.error instanceof UpstreamError) {
+      this.upstream.lastUnreachableAt = Date.now();
+    }
+  }
+
+  /** For /readyz: is Exchange answering, as far as the last attempts tell? */
+  upstreamHealth(): { ok: boolean; lastReplyAt: string | null; lastUnreachableAt: string | null } {
+    const { lastReplyAt, lastUnreachableAt } = this.upstream;
+    return {
+      ok: lastUnreachableAt <= lastReplyAt,
+      lastReplyAt: lastReplyAt ? new Date(lastReplyAt).toISOString() : null,
+      lastUnreachableAt: lastUnreachableAt ? new Date(lastUnreachableAt).toISOString() : null,
+    };
   }
 
   /** Side effects of a failure on the whole mailbox: pauses and alerts. */
@@ -320,7 +372,7 @@ export class RelayWorker {
         'upstream unavailable: holding deliveries',
       );
     }
-    const { throttlePause, quotaPause, mailbox } = this.options.config.microsoft365;
+    const { throttlePause, quotaPause, mailbox } = this.config.microsoft365;
     if (cls.class === 'throttled') {
       this.pacer.pause(now + throttlePause);
       this.log.warn({ msgId: id, event: 'throttled', reason: lastError, pauseFor: formatDuration(throttlePause) }, 'Exchange Online throttled the mailbox: slowing down');
@@ -336,8 +388,8 @@ export class RelayWorker {
   }
 
   private minDelayFor(cls: Classification): number | undefined {
-    if (cls.class === 'quota') return this.options.config.microsoft365.quotaPause;
-    if (cls.class === 'throttled') return this.options.config.microsoft365.throttlePause;
+    if (cls.class === 'quota') return this.config.microsoft365.quotaPause;
+    if (cls.class === 'throttled') return this.config.microsoft365.throttlePause;
     return undefined;
   }
 }

@@ -175,6 +175,19 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     await this.syncer.sync(join(this.dir, STATE_DIRS.active));
   }
 
+  /** For /readyz: can a file be created, fsynced and removed in the spool right now? */
+  async probeWritable(): Promise<{ ok: boolean; error: string | null }> {
+    const probe = join(this.dir, 'tmp', `probe.${process.pid}.${Date.now()}`);
+    try {
+      await writeFileDurably(probe, Buffer.from('ok'));
+      await unlink(probe);
+      return { ok: true, error: null };
+    } catch (err) {
+      await rm(probe, { force: true }).catch(() => undefined);
+      return { ok: false, error: (err as Error).message };
+    }
+  }
+
   openData(id: string, start = 0): ReadStream {
     return createReadStream(this.dataPath(id), { start, highWaterMark: 256 * 1024 });
   }

@@ -1,0 +1,120 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Where the scrape-time gauges come from; set by the daemon once the parts exist. */
+export interface MetricSources {
+  /** Messages per spool state, and the arrival time (ms) of the oldest waiting one. */
+  queue(): Promise<{ counts: Record<string, number>; oldestReceivedAt: number | null }>;
+  /** Open SMTP connections per listener ("host:port"). */
+  connections(): Record<string, number>;
+}
+
+/**
+ * Prometheus metrics for the relay. Counters are driven by the same structured events the relay
+ * logs (see observe()), so the log and the metrics always tell the same story.
+ */
+export class RelayMetrics {
+  readonly registry = new Registry();
+  private sources: MetricSources | null = null;
+
+  private readonly received = new Counter({ name: 'm365relay_messages_received_total', help: 'Messages accepted from devices (answered 250)', registers: [this.registry] });
+  private readonly delivered = new Counter({ name: 'm365relay_messages_delivered_total', help: 'Messages delivered to Exchange Online', registers: [this.registry] });
+  private readonly deferred = new Counter({ name: 'm365relay_messages_deferred_total', help: 'Delivery attempts deferred, by reason', labelNames: ['reason'], registers: [this.registry] });
+  private readonly failed = new Counter({ name: 'm365relay_messages_failed_total', help: 'Messages failed for good, by reason', labelNames: ['reason'], registers: [this.registry] });
+  private readonly rejected = new Counter({ name: 'm365relay_smtp_rejected_total', help: 'Client transactions refused by the listener, by reason', labelNames: ['reason'], registers: [this.registry] });
+  private readonly tokens = new Counter({ name: 'm365relay_token_requests_total', help: 'Access token requests to Entra ID, by result', labelNames: ['result'], registers: [this.registry] });
+  private readonly replies = new Counter({ name: 'm365relay_upstream_replies_total', help: 'Final replies from Exchange Online, by SMTP code ("none" for network errors)', labelNames: ['code'], registers: [this.registry] });
+  private readonly latency = new Histogram({
+    name: 'm365relay_delivery_latency_seconds',
+    help: 'Time from acceptance to delivery',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'm365relay_' });
+    const self = this;
+    new Gauge({
+      name: 'm365relay_queue_messages',
+      help: 'Messages in the spool, by state',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        if (!self.sources) return;
+        const { counts } = await self.sources.queue();
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+    new Gauge({
+      name: 'm365relay_queue_oldest_message_age_seconds',
+      help: 'Age of the oldest message waiting for delivery (0 when none waits)',
+      registers: [this.registry],
+      async collect() {
+        if (!self.sources) return;
+        const { oldestReceivedAt } = await self.sources.queue();
+        this.set(oldestReceivedAt === null ? 0 : Math.max(0, (Date.now() - oldestReceivedAt) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'm365relay_smtp_connections',
+      help: 'Open SMTP connections from devices, by listener',
+      labelNames: ['listener'],
+      registers: [this.registry],
+      collect() {
+        if (!self.sources) return;
+        this.reset();
+        for (const [listener, n] of Object.entries(self.sources.connections())) this.set({ listener }, n);
+      },
+    });
+  }
+
+  setSources(sources: MetricSources): void {
+    this.sources = sources;
+  }
+
+  /** Counts one structured log event (the object passed to the logger). */
+  observe(event: Record<string, unknown>): void {
+    switch (event.event) {
+      case 'received':
+        this.received.inc();
+        break;
+      case 'delivered':
+        this.delivered.inc();
+        this.replies.inc({ code: replyCode(event.upstreamReply) });
+        if (typeof event.latencySeconds === 'number') this.latency.observe(event.latencySeconds);
+        break;
+      case 'deferred':
+        this.deferred.inc({ reason: String(event.class ?? 'unknown') });
+        this.replies.inc({ code: replyCode(event.reason) });
+        break;
+      case 'failed':
+        this.failed.inc({ reason: String(event.class ?? 'unknown') });
+        break;
+      case 'rejected':
+      case 'disk-full':
+      case 'auth-failed':
+      case 'connection-refused':
+        this.rejected.inc({ reason: event.event === 'rejected' ? String(event.reason ?? 'unknown') : event.event });
+        break;
+      case 'token':
+        this.tokens.inc({ result: 'success' });
+        break;
+      case 'token-failed':
+        this.tokens.inc({ result: String(event.kind ?? 'failure') });
+        break;
+    }
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+/** "451 4.7.500 Server busy" -> "451"; anything without a leading code (network errors) -> "none". */
+function replyCode(text: unknown): string {
+  const match = /^([2-5]\d\d)\b/.exec(String(text ?? ''));
+  return match?.[1] ?? 'none';
+}
