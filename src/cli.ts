@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
+import { connectCheck, describeConfig } from './cli/checkConfig.js';
 import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
+import { sendTest } from './cli/sendTest.js';
 import { ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
@@ -12,7 +14,12 @@ const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange
 
 Usage:
   m365-relay run --config FILE                 run the relay in the foreground (JSON logs on stdout)
-  m365-relay check-config --config FILE        validate the configuration; exit 0 or 1
+  m365-relay check-config --config FILE [--connect]
+                                               validate the configuration; with --connect also get a
+                                               token and log in to Exchange Online (nothing is sent)
+  m365-relay send-test --to ADDRESS --config FILE [--from ADDRESS] [--user NAME] [--timeout SECONDS]
+                                               send a test message through the running relay and
+                                               follow it until delivered (password: M365_RELAY_PASSWORD)
   m365-relay queue list --config FILE [--json] list every message in the spool
   m365-relay queue show ID --config FILE [--json]
                                                one message: envelope, recipients, history, headers
@@ -33,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case 'check-config':
       return checkConfig(rest);
+    case 'send-test':
+      return sendTestCommand(rest);
     case 'queue':
       return queue(rest);
     case 'hash-password':
@@ -100,15 +109,25 @@ async function run(args: string[]): Promise<number> {
   });
 }
 
-function checkConfig(args: string[]): number {
-  const { file } = configOption(args);
+async function checkConfig(args: string[]): Promise<number> {
+  const { file, values } = configOption(args, { connect: { type: 'boolean' } });
   const config = load(file);
-  process.stdout.write(
-    `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
-      `  relays for: ${config.allowNetworks.join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
-      `  sends as: ${config.microsoft365.mailbox} via ${config.microsoft365.smtpHost}:${config.microsoft365.smtpPort}\n`,
-  );
-  return 0;
+  process.stdout.write(describeConfig(file, config));
+  return values.connect ? connectCheck(config, process.stdout) : 0;
+}
+
+async function sendTestCommand(args: string[]): Promise<number> {
+  const { file, values } = configOption(args, { to: { type: 'string' }, from: { type: 'string' }, user: { type: 'string' }, timeout: { type: 'string' } });
+  if (typeof values.to !== 'string' || !values.to.includes('@')) throw new UsageError('send-test needs --to ADDRESS');
+  const timeout = values.timeout === undefined ? 60 : Number(values.timeout);
+  if (!Number.isFinite(timeout) || timeout < 0) throw new UsageError('--timeout takes a number of seconds (0: do not wait for delivery)');
+  let user: { username: string; password: string } | undefined;
+  if (typeof values.user === 'string') {
+    const password = process.env.M365_RELAY_PASSWORD;
+    if (!password) throw new UsageError('--user needs the password in the environment variable M365_RELAY_PASSWORD');
+    user = { username: values.user, password };
+  }
+  return sendTest(load(file), { to: values.to, from: values.from as string | undefined, user, timeoutMs: timeout * 1000, out: process.stdout });
 }
 
 const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete'] as const;

@@ -49,32 +49,15 @@ export class SubmissionTransport {
 
   constructor(config: Microsoft365Config, tokens: TokenSource) {
     this.transporter = nodemailer.createTransport({
+      ...submissionOptions(config),
       pool: true,
       maxConnections: config.maxConnections,
       maxMessages: 100,
       // The spool does the retrying: a pool re-sending a half-consumed stream would corrupt it.
       maxRequeues: 0,
-      host: config.smtpHost,
-      port: config.smtpPort,
-      secure: false,
-      requireTLS: true,
-      name: hostname(),
-      // SNI takes a host name only (RFC 6066); an IP address is verified against the certificate's IP SANs.
-      tls: { minVersion: 'TLSv1.2', ...(isIP(config.smtpHost) ? {} : { servername: config.smtpHost }) },
-      auth: { type: 'OAuth2', user: config.mailbox },
-      connectionTimeout: config.smtpTimeout,
-      greetingTimeout: config.smtpTimeout,
-      socketTimeout: config.smtpTimeout,
-      logger: false,
-      debug: false,
     } as TransportOptions);
     // Each pooled connection asks for a token when it authenticates; msal serves it from its cache.
-    this.transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: (err: Error | null, token?: string, expires?: number) => void) => {
-      tokens.getToken({ forceRefresh: renew }).then(
-        (t) => callback(null, t.accessToken, t.expiresOn.getTime()),
-        (err: Error) => callback(err),
-      );
-    });
+    provideTokens(this.transporter, tokens);
   }
 
   async send(envelope: { from: string; to: string[] }, raw: Readable): Promise<SendResult> {
@@ -101,6 +84,39 @@ export class SubmissionTransport {
   close(): void {
     this.transporter.close();
   }
+}
+
+/**
+ * How every upstream session is opened: STARTTLS required (never plain text upstream), TLS 1.2+,
+ * XOAUTH2 as the mailbox. Shared by the delivery pool and `check-config --connect`, so the check
+ * tests exactly what delivery does.
+ */
+export function submissionOptions(config: Microsoft365Config): Record<string, unknown> {
+  return {
+    host: config.smtpHost,
+    port: config.smtpPort,
+    secure: false,
+    requireTLS: true,
+    name: hostname(),
+    // SNI takes a host name only (RFC 6066); an IP address is verified against the certificate's IP SANs.
+    tls: { minVersion: 'TLSv1.2', ...(isIP(config.smtpHost) ? {} : { servername: config.smtpHost }) },
+    auth: { type: 'OAuth2', user: config.mailbox },
+    connectionTimeout: config.smtpTimeout,
+    greetingTimeout: config.smtpTimeout,
+    socketTimeout: config.smtpTimeout,
+    logger: false,
+    debug: false,
+  };
+}
+
+/** Lets nodemailer ask the token source for a token whenever a session authenticates. */
+export function provideTokens(transporter: Transporter, tokens: TokenSource): void {
+  transporter.set('oauth2_provision_cb', (_user: string, renew: boolean, callback: (err: Error | null, token?: string, expires?: number) => void) => {
+    tokens.getToken({ forceRefresh: renew }).then(
+      (t) => callback(null, t.accessToken, t.expiresOn.getTime()),
+      (err: Error) => callback(err),
+    );
+  });
 }
 
 function addressOf(value: string | { address: string }): string {
