@@ -6,6 +6,7 @@ import { TokenError, TokenProvider } from './oauth/index.js';
 import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
+import { FailureNotifier } from './relay/failureNotice.js';
 import { RelayWorker } from './relay/index.js';
 import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
 
@@ -45,7 +46,10 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
   let tokens = startTokens(config, logger);
-  const worker = new RelayWorker({ config, spool, tokens, logger });
+  const notifier = new FailureNotifier(spool, () => config, logger);
+  const worker = new RelayWorker({ config, spool, tokens, logger, onFailed: (meta, expired) =>
+      notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
+  });
   spool.on('queued', (meta) => worker.enqueue(meta.id));
   void worker.start(queuedIds);
   const rescan = () => {

@@ -166,6 +166,21 @@ export const configSchema = z.strictObject({
   }),
   microsoft365: microsoft365Schema,
   retry: retrySchema.default({ schedule: DEFAULT_SCHEDULE.map((d) => parseDuration(d) ?? 0), maxAge: 5 * 86_400_000, jitter: 0.1 }),
+  /**
+   * Optional failure notices (RFC 3464) for messages that fail for good: to the sender when it can
+   * receive mail (an address in localDomains), else to adminAddress.
+   */
+  failureNotices: z
+    .strictObject({
+      notify: z.enum(['sender', 'admin']).default('sender'),
+      adminAddress: email.optional(),
+      /** Senders that can receive mail: addresses or "@domain". Default: the mailbox's domain and its sendAs entries. */
+      localDomains: z.array(addressOrDomain).optional(),
+    })
+    .superRefine((n, ctx) => {
+      if (n.notify === 'admin' && !n.adminAddress) ctx.addIssue({ code: 'custom', path: ['adminAddress'], message: 'notify: admin needs adminAddress (who receives the notices)' });
+    })
+    .optional(),
   /** Optional health and metrics endpoint (off when absent). Loopback by default: it is not for the LAN. */
   http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port }).optional(),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).default({ level: 'info' }),

@@ -23,6 +23,7 @@ export class RelayMetrics {
   private readonly rejected = new Counter({ name: 'm365relay_smtp_rejected_total', help: 'Client transactions refused by the listener, by reason', labelNames: ['reason'], registers: [this.registry] });
   private readonly tokens = new Counter({ name: 'm365relay_token_requests_total', help: 'Access token requests to Entra ID, by result', labelNames: ['result'], registers: [this.registry] });
   private readonly replies = new Counter({ name: 'm365relay_upstream_replies_total', help: 'Final replies from Exchange Online, by SMTP code ("none" for network errors)', labelNames: ['code'], registers: [this.registry] });
+  private readonly notices = new Counter({ name: 'm365relay_failure_notices_total', help: 'Failure notices (RFC 3464), by outcome: queued, skipped, error', labelNames: ['outcome'], registers: [this.registry] });
   private readonly latency = new Histogram({
     name: 'm365relay_delivery_latency_seconds',
     help: 'Time from acceptance to delivery',
@@ -94,6 +95,11 @@ export class RelayMetrics {
       case 'auth-failed':
       case 'connection-refused':
         this.rejected.inc({ reason: event.event === 'rejected' ? String(event.reason ?? 'unknown') : event.event });
+        break;
+      case 'notice-queued':
+      case 'notice-skipped':
+      case 'notice-failed':
+        this.notices.inc({ outcome: event.event === 'notice-queued' ? 'queued' : event.event === 'notice-skipped' ? 'skipped' : 'error' });
         break;
       case 'token':
         this.tokens.inc({ result: 'success' });

@@ -22,6 +22,8 @@ export interface WorkerOptions {
   logger: Logger;
   /** Injected for tests that need a different transport; the real one by default. */
   transport?: SubmissionTransport;
+  /** Called once a message is recorded as failed for good (for failure notices); must not throw. */
+  onFailed?: (meta: MessageMeta, expired: boolean) => Promise<void>;
 }
 
 /**
@@ -311,8 +313,10 @@ export class RelayWorker {
         return;
       }
       const reason = lastError ?? recipients.find((r) => r.status === 'failed')?.lastError ?? 'failed';
-      await this.options.spool.fail({ ...next, lastError: reason, nextAttemptAt: null });
+      const failed = { ...next, lastError: reason, nextAttemptAt: null };
+      await this.options.spool.fail(failed);
       this.log.warn({ msgId: meta.id, event: 'failed', reason, class: failClass, attempts }, 'message failed permanently');
+      await this.options.onFailed?.(failed, false);
       return;
     }
 
@@ -325,8 +329,10 @@ export class RelayWorker {
         r.status = 'failed';
         r.lastError = r.lastError ?? next.lastError ?? 'expired';
       }
-      await this.options.spool.fail({ ...next, recipients, lastError: reason });
+      const failed = { ...next, recipients, lastError: reason };
+      await this.options.spool.fail(failed);
       this.log.warn({ msgId: meta.id, event: 'failed', reason, class: 'expired', attempts }, 'message expired');
+      await this.options.onFailed?.(failed, true);
       return;
     }
     const nextAttemptAt = new Date(decision.at).toISOString();

@@ -44,4 +44,13 @@ export interface MessageMeta {
   failedAt?: string;
   /** Set when an administrator put a failed message back: its lifetime (retry.maxAge) restarts here. */
   requeuedAt?: string;
+  /** Set on a failure notice the relay generated: the id of the message that failed. Never noticed itself. */
+  notice?: { for: string };
+}
+
+/** What the listener (or the relay itself, for a notice) knows when a message is committed. */
+export interface CommitInput {
+  envelope: Envelope;
+  client: ClientInfo;
+  notice?: { for: string };
 }
