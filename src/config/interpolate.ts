@@ -1,16 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
 import type { ConfigProblem } from './errors.js';
 
-const REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+/**
+ * ${VAR}, ${VAR:-default}: an environment variable.
+ * ${file:/abs/path}: a file's content (Docker secrets in /run/secrets, a key file owned by root).
+ * ${credential:NAME}: a systemd credential, $CREDENTIALS_DIRECTORY/NAME (LoadCredential=NAME:/path).
+ */
+const REFERENCE = /\$\{(?:(file|credential):([^}]*)|([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?)\}/g;
+/** A credential name as systemd accepts it: one path component. */
+const CREDENTIAL_NAME = /^[A-Za-z0-9_.@-]+$/;
 
 /**
- * Replaces ${VAR} (or ${VAR:-default}) in every string of a parsed YAML tree with the environment's
- * value. An unset variable without a default is a problem naming the key, so that a secret missing
- * from the service's environment is caught at start, not at the first delivery.
+ * Replaces references in every string of a parsed YAML tree: ${VAR} (or ${VAR:-default}) with the
+ * environment's value, ${file:PATH} and ${credential:NAME} with a file's content (one trailing
+ * newline removed). An unset variable or unreadable file is a problem naming the key, so that a
+ * secret missing from the service's environment is caught at start, not at the first delivery.
+ * Problems name variables and paths, never a value.
  */
 export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: ConfigProblem[], path = ''): unknown {
   if (typeof value === 'string') {
-    return value.replace(REFERENCE, (whole, name: string, fallback: string | undefined) => {
-      const found = env[name];
+    return value.replace(REFERENCE, (whole, kind: string | undefined, target: string | undefined, name: string | undefined, fallback: string | undefined) => {
+      if (kind === 'file') return readSecretFile(target ?? '', whole, path, problems);
+      if (kind === 'credential') return readCredential(target ?? '', whole, env, path, problems);
+      const found = env[name ?? ''];
       if (found !== undefined && found !== '') return found;
       if (fallback !== undefined) return fallback;
       problems.push({ path, message: `environment variable ${name} is not set (referenced as ${whole})` });
@@ -24,4 +37,38 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems:
     );
   }
   return value;
+}
+
+function readCredential(name: string, whole: string, env: NodeJS.ProcessEnv, path: string, problems: ConfigProblem[]): string {
+  if (!CREDENTIAL_NAME.test(name)) {
+    problems.push({ path, message: `${whole}: a credential name is one word such as client-secret (no slashes)` });
+    return '';
+  }
+  const dir = env.CREDENTIALS_DIRECTORY;
+  if (!dir) {
+    problems.push({
+      path,
+      message: `${whole}: CREDENTIALS_DIRECTORY is not set; run under systemd with LoadCredential=${name}:/path/to/file in the unit, or use \${file:/path} or \${VAR}`,
+    });
+    return '';
+  }
+  return readSecretFile(join(dir, name), whole, path, problems);
+}
+
+function readSecretFile(file: string, whole: string, path: string, problems: ConfigProblem[]): string {
+  if (!isAbsolute(file)) {
+    problems.push({ path, message: `${whole}: the file must be given by an absolute path, such as \${file:/run/secrets/m365-client-secret}` });
+    return '';
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    problems.push({ path, message: `${whole}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'}); check that it exists and that the relay's user may read it` });
+    return '';
+  }
+  // `echo secret > file` leaves a newline that is not part of the secret.
+  const content = text.replace(/\r?\n$/, '');
+  if (content === '') problems.push({ path, message: `${whole}: ${file} is empty` });
+  return content;
 }
