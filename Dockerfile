@@ -10,7 +10,7 @@
 #     --env-file /etc/m365-relay/m365-relay.env m365-relay
 # Host port 25 maps to 2525 in the container, so the process needs no privilege.
 # Layout (the same as the systemd unit's): config /etc/m365-relay/relay.yaml, spool
-# /var/lib/m365-relay/spool, health endpoint 127.0.0.1:9025 (config/relay.example.yaml has both).
+# /var/lib/m365-relay/spool, health endpoint 127.0.0.1:9465 (config/relay.example.yaml has both).
 # test/packaging.test.ts parses this file and runs the HEALTHCHECK script against a real relay.
 
 FROM node:20-bookworm-slim AS build
@@ -29,7 +29,7 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 FROM node:20-bookworm-slim AS runtime
 # M365_RELAY_HEALTH_URL: where the HEALTHCHECK asks; change it with the config's http section.
 ENV NODE_ENV=production \
-    M365_RELAY_HEALTH_URL=http://127.0.0.1:9025/healthz
+    M365_RELAY_HEALTH_URL=http://127.0.0.1:9465/healthz
 WORKDIR /app
 # A fixed uid/gid (10025), so that a bind-mounted spool or config can be given to it on the host.
 RUN groupadd --system --gid 10025 m365-relay \
@@ -46,7 +46,7 @@ VOLUME ["/var/lib/m365-relay"]
 EXPOSE 2525
 # Alive = the relay's /healthz answers 200 (the image has no curl; node does the request).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "const r=require('http').get(process.env.M365_RELAY_HEALTH_URL||'http://127.0.0.1:9025/healthz',{timeout:4000},(s)=>{s.resume();process.exit(s.statusCode===200?0:1)});r.on('timeout',()=>{r.destroy();process.exit(1)});r.on('error',()=>process.exit(1))"]
+  CMD ["node", "-e", "const r=require('http').get(process.env.M365_RELAY_HEALTH_URL||'http://127.0.0.1:9465/healthz',{timeout:4000},(s)=>{s.resume();process.exit(s.statusCode===200?0:1)});r.on('timeout',()=>{r.destroy();process.exit(1)});r.on('error',()=>process.exit(1))"]
 # `docker stop` sends SIGTERM; give it --stop-timeout 45 (the default 10 s is shorter than the
 # relay's 30 s of grace for transactions and deliveries under way).
 STOPSIGNAL SIGTERM
