@@ -138,7 +138,8 @@ async function queue(args: string[]): Promise<number> {
     throw new UsageError(`unknown queue command "${sub ?? ''}" (expected one of: ${QUEUE_COMMANDS.join(', ')})`);
   }
   const { file, values, positionals } = configOption(rest, { json: { type: 'boolean' }, all: { type: 'boolean' } });
-  const config = load(file);
+  // Only spool.dir matters here: the service's secrets need not be in the administrator's environment.
+  const config = loadConfigFile(file, process.env, { keepUnresolved: true });
   const spool = await Spool.open(config.spool.dir, silentLogger());
   if (sub === 'list') {
     const items = (await spool.list()).map(toListItem);

@@ -75,3 +75,13 @@ test("a secret read from a file never appears in a configuration error", (t) => 
   assert.match(message, /maxMessageSize/);
   assert.doesNotMatch(message, /Very\$ecretValue/);
 });
+
+test('queue commands read the file without the service secrets: unresolved references stay as written', () => {
+  const text = config('${M365_CLIENT_SECRET}', '') + 'failureNotices:\n  adminAddress: it@contoso.com\n';
+  assert.match(problems(text), /environment variable M365_CLIENT_SECRET is not set/);
+  const parsed = parseConfig(text, '/etc/m365-relay/relay.yaml', {}, { keepUnresolved: true });
+  assert.equal(parsed.spool.dir, '/var/lib/m365-relay/spool');
+  assert.equal(parsed.microsoft365.clientSecret, '${M365_CLIENT_SECRET}', 'never a guessed value');
+  const resolved = parseConfig(text, '/etc/m365-relay/relay.yaml', { M365_CLIENT_SECRET: 's3' }, { keepUnresolved: true });
+  assert.equal(resolved.microsoft365.clientSecret, 's3', 'what can be resolved still is');
+});

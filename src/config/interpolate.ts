@@ -18,9 +18,10 @@ const CREDENTIAL_NAME = /^[A-Za-z0-9_.@-]+$/;
  * secret missing from the service's environment is caught at start, not at the first delivery.
  * Problems name variables and paths, never a value.
  */
-export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: ConfigProblem[], path = ''): unknown {
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: ConfigProblem[], path = '', options: InterpolateOptions = {}): unknown {
   if (typeof value === 'string') {
     return value.replace(REFERENCE, (whole, kind: string | undefined, target: string | undefined, name: string | undefined, fallback: string | undefined) => {
+      if (options.keepUnresolved && !resolvable(kind, target, name, fallback, env)) return whole;
       if (kind === 'file') return readSecretFile(target ?? '', whole, path, problems);
       if (kind === 'credential') return readCredential(target ?? '', whole, env, path, problems);
       const found = env[name ?? ''];
@@ -30,13 +31,37 @@ export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems:
       return '';
     });
   }
-  if (Array.isArray(value)) return value.map((item, i) => interpolateEnv(item, env, problems, `${path}[${i}]`));
+  if (Array.isArray(value)) return value.map((item, i) => interpolateEnv(item, env, problems, `${path}[${i}]`, options));
   if (value && typeof value === 'object') {
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, interpolateEnv(item, env, problems, path ? `${path}.${key}` : key)]),
+      Object.entries(value).map(([key, item]) => [key, interpolateEnv(item, env, problems, path ? `${path}.${key}` : key, options)]),
     );
   }
   return value;
+}
+
+export interface InterpolateOptions {
+  /**
+   * Leave references that cannot be resolved as they are written instead of reporting them: for
+   * commands that only need the spool (`queue ...`), run by an administrator without the service's
+   * secrets in their environment.
+   */
+  keepUnresolved?: boolean;
+}
+
+function resolvable(kind: string | undefined, target: string | undefined, name: string | undefined, fallback: string | undefined, env: NodeJS.ProcessEnv): boolean {
+  if (kind === 'file') return isAbsolute(target ?? '') && readable(target ?? '');
+  if (kind === 'credential') return Boolean(env.CREDENTIALS_DIRECTORY) && CREDENTIAL_NAME.test(target ?? '') && readable(join(env.CREDENTIALS_DIRECTORY ?? '', target ?? ''));
+  return fallback !== undefined || Boolean(env[name ?? '']);
+}
+
+function readable(file: string): boolean {
+  try {
+    readFileSync(file);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function readCredential(name: string, whole: string, env: NodeJS.ProcessEnv, path: string, problems: ConfigProblem[]): string {

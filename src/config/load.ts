@@ -3,22 +3,22 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
-import { interpolateEnv } from './interpolate.js';
+import { interpolateEnv, type InterpolateOptions } from './interpolate.js';
 import { configSchema, type RelayConfig } from './schema.js';
 
 /** Reads, interpolates, validates and freezes a YAML configuration file. Throws ConfigError. */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: InterpolateOptions = {}): RelayConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(file, [{ path: '', message: `cannot read the file (${(err as NodeJS.ErrnoException).code ?? String(err)})` }]);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, env, options);
 }
 
 /** Like loadConfigFile, for YAML text; relative paths resolve against the directory of `source`. */
-export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): RelayConfig {
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env, options: InterpolateOptions = {}): RelayConfig {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `YAML syntax: ${e.message.split('\n')[0]}` })));
@@ -28,7 +28,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     throw new ConfigError(source, [{ path: '', message: 'the file must be a YAML mapping (listen:, spool:, microsoft365:, ...)' }]);
   }
   const problems: ConfigProblem[] = [];
-  const interpolated = interpolateEnv(raw, env, problems);
+  const interpolated = interpolateEnv(raw, env, problems, '', options);
   const result = configSchema.safeParse(interpolated);
   if (!result.success) {
     // A key whose ${VAR} was unset is already reported; its empty stand-in would only add noise.
