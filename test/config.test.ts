@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config/index.js';
+import { configProblems } from './helpers/configProblems.js';
+import { parseConfig } from '../src/config/index.js';
 
 const base = (m365: string, extra = '') => `
 listen:
@@ -17,15 +18,7 @@ const good = `  tenantId: contoso.onmicrosoft.com
   mailbox: Relay@Contoso.com
   sendAs: [alerts@contoso.com, "@Contoso.com"]`;
 
-function problems(text: string, env: NodeJS.ProcessEnv = { M365_CLIENT_SECRET: 's3cret' }): string {
-  try {
-    parseConfig(text, '/etc/m365-relay/relay.yaml', env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail('the configuration was accepted');
-}
+const problems = (text: string, env: NodeJS.ProcessEnv = { M365_CLIENT_SECRET: 's3cret' }): string => configProblems(text, env);
 
 test('config: defaults, ${VAR} from the environment, paths relative to the file, frozen', () => {
   const config = parseConfig(base(good), '/etc/m365-relay/relay.yaml', { M365_CLIENT_SECRET: 's3cret' });

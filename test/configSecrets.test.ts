@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError, parseConfig } from '../src/config/index.js';
+import { parseConfig } from '../src/config/index.js';
+import { configProblems } from './helpers/configProblems.js';
 import { tempDir } from './helpers/tmp.js';
 
 const config = (secret: string, extra = '') => `
@@ -19,15 +20,7 @@ microsoft365:
   mailbox: relay@contoso.com
 ${extra}`;
 
-function problems(text: string, env: NodeJS.ProcessEnv = {}): string {
-  try {
-    parseConfig(text, '/etc/m365-relay/relay.yaml', env);
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.message;
-  }
-  assert.fail('the configuration was accepted');
-}
+const problems = (text: string, env: NodeJS.ProcessEnv = {}): string => configProblems(text, env);
 
 function secretsDir(t: { after(fn: () => void): void }): string {
   const tmp = tempDir('m365-relay-secrets-');
