@@ -2,10 +2,12 @@
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
 import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
-import { ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
+import { accountsOf, ConfigError, loadConfigFile, type AccountConfig, type RelayConfig, type RouteConfig } from './config/index.js';
 import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
+import { TokenError } from './oauth/index.js';
+import { AccountSetupError, createTokenSource, createTransport } from './relay/index.js';
 import { QueueAdmin, QueueCommandError, Spool } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
@@ -103,12 +105,26 @@ async function run(args: string[]): Promise<number> {
 function checkConfig(args: string[]): number {
   const { file } = configOption(args);
   const config = load(file);
+  // What the daemon builds at start (no network): an account this build cannot serve fails here too.
+  for (const account of accountsOf(config).values()) {
+    const tokens = createTokenSource(account, silentLogger());
+    createTransport(account, tokens, silentLogger()).close();
+  }
   process.stdout.write(
     `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
       `  relays for: ${config.allowNetworks.join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
-      `  sends as: ${config.microsoft365.mailbox} via ${config.microsoft365.smtpHost}:${config.microsoft365.smtpPort}\n`,
+      [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n`).join('') +
+      (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : ''),
   );
   return 0;
+}
+
+function describeTransport(a: AccountConfig): string {
+  return a.transport === 'graph' ? `Graph ${a.graphHost}` : `${a.smtpHost}:${a.smtpPort}`;
+}
+
+function describeRoute(r: RouteConfig): string {
+  return r.user !== undefined ? `user ${r.user}` : r.network !== undefined ? `network ${r.network}` : `sender ${r.sender ?? ''}`;
 }
 
 const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete'] as const;
@@ -185,6 +201,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof AccountSetupError || err instanceof TokenError) {
+      process.stderr.write(`m365-relay: cannot start: ${err.message}${err instanceof TokenError ? ` (${err.advice})` : ''}\n`);
       process.exitCode = 1;
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`m365-relay: ${(err as Error).message}\n\n${USAGE}`);

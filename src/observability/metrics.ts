@@ -23,6 +23,13 @@ export class RelayMetrics {
   private readonly rejected = new Counter({ name: 'm365relay_smtp_rejected_total', help: 'Client transactions refused by the listener, by reason', labelNames: ['reason'], registers: [this.registry] });
   private readonly tokens = new Counter({ name: 'm365relay_token_requests_total', help: 'Access token requests to Entra ID, by result', labelNames: ['result'], registers: [this.registry] });
   private readonly replies = new Counter({ name: 'm365relay_upstream_replies_total', help: 'Final replies from Exchange Online, by SMTP code ("none" for network errors)', labelNames: ['code'], registers: [this.registry] });
+  /** Per account (a new series, so the unlabelled totals above keep their meaning for existing dashboards). */
+  private readonly accountOutcomes = new Counter({
+    name: 'm365relay_account_messages_total',
+    help: 'Delivery outcomes per Microsoft 365 account: delivered, deferred (attempts) or failed (messages)',
+    labelNames: ['account', 'outcome'],
+    registers: [this.registry],
+  });
   private readonly latency = new Histogram({
     name: 'm365relay_delivery_latency_seconds',
     help: 'Time from acceptance to delivery',
@@ -73,6 +80,9 @@ export class RelayMetrics {
 
   /** Counts one structured log event (the object passed to the logger). */
   observe(event: Record<string, unknown>): void {
+    if (typeof event.account === 'string' && (event.event === 'delivered' || event.event === 'deferred' || event.event === 'failed')) {
+      this.accountOutcomes.inc({ account: event.account, outcome: event.event });
+    }
     switch (event.event) {
       case 'received':
         this.received.inc();

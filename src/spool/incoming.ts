@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
 import { closeFd, fsyncFd, openFd, writeAll } from './fd.js';
-import type { ClientInfo, Envelope } from './types.js';
+import type { ClientInfo, Envelope, MessageRoute } from './types.js';
 
 export interface IncomingMessage {
   readonly id: string;
@@ -15,9 +15,16 @@ export interface IncomingMessage {
    */
   write(data: NodeJS.ReadableStream): Promise<number>;
   /** Makes the message durable and queued. Rejects with SpoolWriteError. */
-  commit(input: { envelope: Envelope; client: ClientInfo }): Promise<void>;
+  commit(input: CommitInput): Promise<void>;
   /** Discards whatever was written; never throws. */
   abort(): Promise<void>;
+}
+
+/** What the listener knows about a message when it queues it. */
+export interface CommitInput {
+  envelope: Envelope;
+  client: ClientInfo;
+  route?: MessageRoute;
 }
 
 export interface MessageSink {
@@ -62,7 +69,7 @@ export class SpoolIncoming implements IncomingMessage {
   constructor(
     readonly id: string,
     private readonly dataPath: string,
-    private readonly onCommit: (id: string, size: number, input: { envelope: Envelope; client: ClientInfo }) => Promise<void>,
+    private readonly onCommit: (id: string, size: number, input: CommitInput) => Promise<void>,
   ) {}
 
   async write(data: NodeJS.ReadableStream): Promise<number> {
@@ -88,7 +95,7 @@ export class SpoolIncoming implements IncomingMessage {
     return writer.bytes;
   }
 
-  async commit(input: { envelope: Envelope; client: ClientInfo }): Promise<void> {
+  async commit(input: CommitInput): Promise<void> {
     if (this.size < 0) throw new SpoolWriteError(`message ${this.id} was committed before its data was written`);
     await this.onCommit(this.id, this.size, input);
   }

@@ -8,8 +8,8 @@ import { SpoolWriteError } from './errors.js';
 import { writeFileDurably } from './fd.js';
 import { DirectorySyncer } from './fsync.js';
 import { isMessageId, newMessageId } from './ids.js';
-import { SpoolIncoming, type IncomingMessage, type MessageSink } from './incoming.js';
-import type { ClientInfo, Envelope, MessageMeta, SpoolState } from './types.js';
+import { SpoolIncoming, type CommitInput, type IncomingMessage, type MessageSink } from './incoming.js';
+import type { MessageMeta, SpoolState } from './types.js';
 
 /** Directories of metadata files; the directory is the state. */
 const STATE_DIRS = { queue: 'queue', active: 'active', failed: 'failed', hold: 'hold', admin: 'admin' } as const;
@@ -74,7 +74,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     return new SpoolIncoming(id, this.dataPath(id), (msgId, size, input) => this.commitIncoming(msgId, size, input));
   }
 
-  private async commitIncoming(id: string, size: number, input: { envelope: Envelope; client: ClientInfo }): Promise<void> {
+  private async commitIncoming(id: string, size: number, input: CommitInput): Promise<void> {
     const meta: MessageMeta = {
       version: 1,
       id,
@@ -86,6 +86,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
       attempts: 0,
       nextAttemptAt: null,
       lastError: null,
+      ...(input.route && { route: input.route }),
     };
     try {
       await this.writeMeta('queue', meta, () => crashPoint('after-meta-rename'));
