@@ -126,6 +126,10 @@ describe('routing to several Microsoft 365 accounts', () => {
     assert.ok(sim.received.filter((m) => m.mailbox === 'scans@contoso.com').every((m) => m.clientId === APP.scans.clientId));
     await waitFor('an empty queue', () => queueList(file).length === 0, 10_000);
     assert.equal(relay.logs.filter((l) => l.event === 'token' && l.account === 'alerts').length, alertsTokens, 'the unchanged account kept its token source');
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    assert.match(metrics, /^m365relay_account_messages_total\{account="alerts",outcome="delivered"\} 3$/m);
+    assert.match(metrics, /^m365relay_account_messages_total\{account="scans",outcome="delivered"\} 5$/m);
+    assert.match(metrics, /^m365relay_account_messages_total\{account="scans",outcome="deferred"\} [1-9]\d*$/m);
     const ready = await waitFor('readiness', async () => ((await readyz(httpPort)).status === 200 ? true : null), 10_000);
     assert.ok(ready);
     assert.equal(await relay.stop(), 0);

@@ -1,14 +1,15 @@
 import { Readable } from 'node:stream';
-import { accountsOf, DEFAULT_ACCOUNT, formatDuration, type AccountConfig, type RelayConfig } from '../config/index.js';
+import { DEFAULT_ACCOUNT, formatDuration, type AccountConfig, type RelayConfig } from '../config/index.js';
 import { TokenError } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
 import { nextAttempt } from '../retry/policy.js';
 import { crashPoint } from '../spool/crashPoints.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
-import { defaultAccountFactory, type AccountFactory, type AccountTokenSource, type MessageTransport } from './accountFactory.js';
+import { defaultAccountFactory, type AccountFactory } from './accountFactory.js';
 import { classify, describeFailure, type Classification, type UpstreamFailure } from './classify.js';
 import { readHeaderBlock, serializeHeaderBlock } from './headers.js';
-import { AccountLane, type LaneHealth, type UpstreamHealth } from './lane.js';
+import type { AccountLane, LaneHealth, UpstreamHealth } from './lane.js';
+import { LaneSet, type ReconfigurePlan } from './laneSet.js';
 import { applySenderPolicy } from './senderPolicy.js';
 import { UpstreamError, type SendResult } from './transport.js';
 
@@ -18,13 +19,6 @@ export interface WorkerOptions {
   logger: Logger;
   /** Builds each account's token source and transport; the real ones by default. */
   factory?: AccountFactory;
-}
-
-/** A reload prepared by prepareReconfigure: nothing has changed until apply(). */
-export interface ReconfigurePlan {
-  apply(): void;
-  /** Drops what was built for the plan (the reload was refused elsewhere). */
-  discard(): void;
 }
 
 /** The account a message was routed to when it was queued (`default` for older messages). */
@@ -39,14 +33,11 @@ export function accountOf(meta: Pick<MessageMeta, 'route'>): string {
  * deferred with its next attempt; permanent: failed with the reason).
  */
 export class RelayWorker {
-  private readonly lanes = new Map<string, AccountLane>();
-  /** Lanes of accounts removed by a reload, finishing their deliveries under way. */
-  private readonly retiring = new Set<AccountLane>();
+  private readonly lanes: LaneSet;
   /** The lane whose scheduler holds each scheduled id (an id is scheduled in one lane at a time). */
   private readonly placement = new Map<string, AccountLane>();
   /** Ids taken from a scheduler and not finished yet (waiting for pacing, or being delivered). */
   private readonly busy = new Set<string>();
-  private readonly factory: AccountFactory;
   /** Replaced whole on reload (SIGHUP). */
   private config: RelayConfig;
   private running = false;
@@ -54,34 +45,11 @@ export class RelayWorker {
   /** Throws AccountSetupError (or TokenError for an unreadable certificate) when an account cannot be set up. */
   constructor(private readonly options: WorkerOptions) {
     this.config = options.config;
-    this.factory = options.factory ?? defaultAccountFactory;
-    try {
-      for (const account of accountsOf(options.config).values()) {
-        this.lanes.set(account.name, this.buildLane(account));
-      }
-    } catch (err) {
-      for (const lane of this.lanes.values()) lane.close();
-      throw err;
-    }
+    this.lanes = new LaneSet(options.config, options.factory ?? defaultAccountFactory, options.logger);
   }
 
   private get log(): Logger {
     return this.options.logger;
-  }
-
-  private buildLane(account: AccountConfig): AccountLane {
-    const parts = this.buildParts(account);
-    return new AccountLane(account, parts.tokens, parts.transport, this.log);
-  }
-
-  private buildParts(account: AccountConfig): { tokens: AccountTokenSource; transport: MessageTransport } {
-    const tokens = this.factory.createTokenSource(account, this.log);
-    try {
-      return { tokens, transport: this.factory.createTransport(account, tokens, this.log) };
-    } catch (err) {
-      tokens.stopBackgroundRefresh();
-      throw err;
-    }
   }
 
   /**
@@ -91,7 +59,7 @@ export class RelayWorker {
    */
   start(queuedIds: readonly string[]): Promise<void> {
     this.running = true;
-    for (const lane of this.lanes.values()) lane.activate();
+    for (const lane of this.lanes.active()) lane.activate();
     this.pumpAll();
     return this.load(queuedIds);
   }
@@ -136,7 +104,7 @@ export class RelayWorker {
   }
 
   private pumpAll(): void {
-    for (const lane of this.lanes.values()) this.pump(lane);
+    for (const lane of this.lanes.active()) this.pump(lane);
   }
 
   /**
@@ -158,55 +126,21 @@ export class RelayWorker {
   }
 
   /**
-   * Prepares a reloaded configuration: builds the token source and transport of every new or
-   * changed account first, so that an account this build cannot set up refuses the reload
-   * (AccountSetupError) with nothing changed. apply() then switches: changed accounts use their
-   * new parts at once (the old transport closes when its deliveries finish), unchanged accounts
-   * keep theirs, removed accounts finish what they are delivering and their waiting mail goes
-   * to the default account.
+   * Prepares a reloaded configuration (see LaneSet.prepare): throws, changing nothing, when an
+   * account cannot be set up. On apply, the retry policy and every account's settings take effect;
+   * a removed account's waiting mail goes to the default account, and mail routed to an account
+   * that came or went is rescheduled by its recorded route.
    */
   prepareReconfigure(config: RelayConfig): ReconfigurePlan {
-    const next = accountsOf(config);
-    const built = new Map<string, { tokens: AccountTokenSource; transport: MessageTransport }>();
-    const discard = () => {
-      for (const parts of built.values()) {
-        parts.tokens.stopBackgroundRefresh();
-        parts.transport.close();
-      }
-    };
-    try {
-      for (const [name, account] of next) {
-        const lane = this.lanes.get(name);
-        if (!lane || !sameSettings(lane.account, account)) built.set(name, this.buildParts(account));
-      }
-    } catch (err) {
-      discard();
-      throw err;
-    }
+    const plan = this.lanes.prepare(config, { activate: this.running, onRetire: (lane) => this.retired(lane) });
     return {
-      discard,
+      discard: plan.discard,
       apply: () => {
+        const before = names(this.lanes.active());
+        plan.apply();
         this.config = config;
-        const before = [...this.lanes.keys()].sort().join(',');
-        for (const [name, account] of next) {
-          const lane = this.lanes.get(name);
-          const parts = built.get(name);
-          if (lane && parts) {
-            lane.replace(account, parts.tokens, parts.transport, this.running);
-            this.log.info({ event: 'account-changed', account: name }, `account ${name}: new settings in use`);
-          } else if (lane) {
-            lane.update(account);
-          } else if (parts) {
-            const added = new AccountLane(account, parts.tokens, parts.transport, this.log);
-            this.lanes.set(name, added);
-            if (this.running) added.activate();
-            this.log.info({ event: 'account-added', account: name }, `account ${name} added`);
-          }
-        }
-        for (const [name, lane] of this.lanes) if (!next.has(name)) this.retire(lane);
         this.pumpAll();
-        // Mail routed to an account that came or went is rescheduled by its recorded route.
-        if (before !== [...this.lanes.keys()].sort().join(',')) {
+        if (before !== names(this.lanes.active())) {
           this.rescan().catch((err: unknown) => this.log.error({ err: errorText(err) }, 'queue rescan after reload failed'));
         }
       },
@@ -218,27 +152,19 @@ export class RelayWorker {
     this.prepareReconfigure(config).apply();
   }
 
-  private retire(lane: AccountLane): void {
-    this.lanes.delete(lane.name);
-    lane.retired = true;
-    this.retiring.add(lane);
-    if (lane.timer) clearTimeout(lane.timer);
-    lane.abortWaits(`account ${lane.name} was removed`);
+  /** A removed account's waiting mail moves to the default account's lane. */
+  private retired(lane: AccountLane): void {
     const waiting = lane.scheduler.drain();
     for (const { id, at } of waiting) this.place(id, at, lane.name);
     this.log.warn(
       { event: 'account-removed', account: lane.name, moved: waiting.length, inFlight: lane.inFlight.size },
       `account ${lane.name} was removed: deliveries under way finish, its waiting mail goes to the default account`,
     );
-    void Promise.allSettled([...lane.inFlight]).then(() => {
-      lane.close();
-      this.retiring.delete(lane);
-    });
   }
 
   get queueSize(): number {
     let size = 0;
-    for (const lane of [...this.lanes.values(), ...this.retiring]) size += lane.scheduler.size + lane.inFlight.size;
+    for (const lane of this.lanes.all()) size += lane.scheduler.size + lane.inFlight.size;
     return size;
   }
 
@@ -248,7 +174,7 @@ export class RelayWorker {
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.running = false;
-    const lanes = [...this.lanes.values(), ...this.retiring];
+    const lanes = this.lanes.all();
     for (const lane of lanes) {
       if (lane.timer) clearTimeout(lane.timer);
       lane.abortWaits('relay is stopping');
@@ -467,12 +393,12 @@ export class RelayWorker {
 
   /** For /readyz and diagnostics: each account's token, upstream and pause state. */
   health(): Record<string, LaneHealth> {
-    return Object.fromEntries([...this.lanes].map(([name, lane]) => [name, lane.health()]));
+    return Object.fromEntries(this.lanes.active().map((lane) => [lane.name, lane.health()]));
   }
 
   /** For /readyz: is Exchange answering every account, as far as the last attempts tell? */
   upstreamHealth(): UpstreamHealth & { accounts: Record<string, UpstreamHealth> } {
-    const accounts = Object.fromEntries([...this.lanes].map(([name, lane]) => [name, lane.health().upstream]));
+    const accounts = Object.fromEntries(this.lanes.active().map((lane) => [lane.name, lane.health().upstream]));
     const all = Object.values(accounts);
     const latest = (key: 'lastReplyAt' | 'lastUnreachableAt') => all.map((h) => h[key]).filter((v): v is string => v !== null).sort().pop() ?? null;
     return { ok: all.every((h) => h.ok), lastReplyAt: latest('lastReplyAt'), lastUnreachableAt: latest('lastUnreachableAt'), accounts };
@@ -523,9 +449,8 @@ function minDelayFor(account: AccountConfig, cls: Classification): number | unde
   return undefined;
 }
 
-/** Whether a reload changed an account's settings (then it gets a new token source and transport). */
-function sameSettings(a: AccountConfig, b: AccountConfig): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+function names(lanes: AccountLane[]): string {
+  return lanes.map((lane) => lane.name).sort().join(',');
 }
 
 function dueAt(meta: MessageMeta): number {
