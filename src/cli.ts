@@ -4,10 +4,12 @@ import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
 import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
 import { sendTest } from './cli/sendTest.js';
-import { ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
+import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
+import { TokenError } from './oauth/index.js';
+import { AccountSetupError, createTokenSource, createTransport } from './relay/index.js';
 import { QueueAdmin, QueueCommandError, Spool } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
@@ -112,6 +114,11 @@ async function run(args: string[]): Promise<number> {
 async function checkConfig(args: string[]): Promise<number> {
   const { file, values } = configOption(args, { connect: { type: 'boolean' } });
   const config = load(file);
+  // What the daemon builds at start (no network): an account this build cannot serve fails here too.
+  for (const account of accountsOf(config).values()) {
+    const tokens = createTokenSource(account, silentLogger());
+    createTransport(account, tokens, silentLogger()).close();
+  }
   process.stdout.write(describeConfig(file, config));
   return values.connect ? connectCheck(config, process.stdout) : 0;
 }
@@ -205,6 +212,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof AccountSetupError || err instanceof TokenError) {
+      process.stderr.write(`m365-relay: cannot start: ${err.message}${err instanceof TokenError ? ` (${err.advice})` : ''}\n`);
       process.exitCode = 1;
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`m365-relay: ${(err as Error).message}\n\n${USAGE}`);

@@ -2,12 +2,11 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RelayConfig } from './config/index.js';
 import { createListener } from './listener/index.js';
-import { TokenError, TokenProvider } from './oauth/index.js';
 import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
-import { RelayWorker } from './relay/index.js';
+import { accountOf, RelayWorker, type AccountFactory } from './relay/index.js';
 import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
@@ -33,6 +32,8 @@ export interface RelayOptions {
   deliveryGraceMs?: number;
   /** Metrics fed by the logger's events (see createLogger's onEvent); needed for /metrics. */
   metrics?: RelayMetrics;
+  /** Builds each account's token source and transport; the real ones by default. */
+  accountFactory?: AccountFactory;
 }
 
 /**
@@ -45,12 +46,17 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
   const { report, queuedIds } = await spool.recover();
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
-  let tokens = startTokens(config, logger);
   const notifier = new FailureNotifier(spool, () => config, logger);
-  const worker = new RelayWorker({ config, spool, tokens, logger, onFailed: (meta, expired) =>
+  // Builds every account's token source and transport: an account this build cannot serve stops the start here.
+  const worker = new RelayWorker({
+    config,
+    spool,
+    logger,
+    factory: options.accountFactory,
+    onFailed: (meta, expired) =>
       notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
   });
-  spool.on('queued', (meta) => worker.enqueue(meta.id));
+  spool.on('queued', (meta) => worker.enqueue(meta.id, 0, accountOf(meta)));
   void worker.start(queuedIds);
   const rescan = () => {
     worker.rescan().catch((err: unknown) => logger.error({ err: String(err) }, 'queue rescan failed'));
@@ -69,17 +75,19 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
       const metrics = options.metrics;
       if (!metrics) throw new Error('http is configured but no metrics were given to startRelay');
       metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections() });
-      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, () => tokens, worker) });
+      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker) });
     }
   } catch (err) {
     stopWatching();
     clearInterval(rescanTimer);
-    tokens.stopBackgroundRefresh();
     await listener.close(0);
     await worker.stop(0);
     throw err;
   }
-  logger.info({ event: 'listening', addresses, mailbox: config.microsoft365.mailbox, smtpHost: config.microsoft365.smtpHost }, 'm365-relay is running');
+  logger.info(
+    { event: 'listening', addresses, mailbox: config.microsoft365.mailbox, smtpHost: config.microsoft365.smtpHost, accounts: Object.keys(config.accounts).length + 1, routes: config.routes.length },
+    'm365-relay is running',
+  );
 
   let stopped: Promise<void> | null = null;
   return {
@@ -89,15 +97,19 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
     reload(next) {
       if (next.spool.dir !== config.spool.dir) logger.warn({ event: 'reload', reason: 'spool.dir changed' }, 'a new spool.dir takes effect after a restart');
       if (JSON.stringify(next.http) !== JSON.stringify(config.http)) logger.warn({ event: 'reload', reason: 'http changed' }, 'changes to http take effect after a restart');
-      listener.update(next); // validates first: throws, changing nothing, when it cannot apply
-      const m365Changed = JSON.stringify(next.microsoft365) !== JSON.stringify(config.microsoft365);
-      if (m365Changed) {
-        tokens.stopBackgroundRefresh();
-        tokens = startTokens(next, logger);
+      // Both validate first and throw, changing nothing, when they cannot apply.
+      const plan = worker.prepareReconfigure(next);
+      try {
+        listener.update(next);
+      } catch (err) {
+        plan.discard();
+        throw err;
       }
-      worker.reconfigure(next, tokens);
+      plan.apply();
+      const m365Changed = JSON.stringify(next.microsoft365) !== JSON.stringify(config.microsoft365);
+      const accountsChanged = JSON.stringify(next.accounts) !== JSON.stringify(config.accounts);
       config = next;
-      logger.info({ event: 'reloaded', microsoft365Changed: m365Changed }, 'configuration reloaded');
+      logger.info({ event: 'reloaded', microsoft365Changed: m365Changed, accountsChanged }, 'configuration reloaded');
     },
     stop() {
       stopped ??= (async () => {
@@ -106,25 +118,12 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
         clearInterval(rescanTimer);
         await listener.close(options.listenerGraceMs ?? 10_000);
         await worker.stop(options.deliveryGraceMs ?? 20_000);
-        tokens.stopBackgroundRefresh();
         await http?.close();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
       return stopped;
     },
   };
-}
-
-/** A token provider that renews in the background and asks for a token now, so that a credential problem shows in the log at start. */
-function startTokens(config: RelayConfig, logger: Logger): TokenProvider {
-  const tokens = new TokenProvider(config.microsoft365, logger);
-  tokens.startBackgroundRefresh();
-  tokens.getToken().catch((err: unknown) => {
-    if (err instanceof TokenError) {
-      logger.error({ event: 'alert', alert: 'token', advice: err.advice, kind: err.kind }, `cannot get an access token: ${err.message}`);
-    }
-  });
-  return tokens;
 }
 
 /** Counts per state from directory listings; the oldest waiting message from its id (ids start with the arrival time). */
@@ -140,10 +139,18 @@ async function queueFigures(spool: Spool): Promise<{ counts: Record<string, numb
   return { counts, oldestReceivedAt: oldest ? parseInt(oldest.slice(0, 9), 36) : null };
 }
 
-function readiness(spool: Spool, tokens: () => TokenProvider, worker: RelayWorker) {
+/**
+ * /readyz checks: the spool is writable; every account holds a valid token (`token`, with the
+ * default account's fields at the top as before and each account under `accounts`); Exchange
+ * answered every account's last attempts (`upstream`, likewise).
+ */
+function readiness(spool: Spool, worker: RelayWorker) {
   let probe: { at: number; result: { ok: boolean; error: string | null } } | null = null;
   return async () => {
     if (!probe || Date.now() - probe.at > SPOOL_PROBE_CACHE_MS) probe = { at: Date.now(), result: await spool.probeWritable() };
-    return { spool: probe.result, token: tokens().health(), upstream: worker.upstreamHealth() };
+    const lanes = worker.health();
+    const tokens = Object.fromEntries(Object.entries(lanes).map(([name, h]) => [name, { ...h.token, pausedUntil: h.pausedUntil, waiting: h.waiting, inFlight: h.inFlight }]));
+    const token = { ...lanes.default?.token, ok: Object.values(lanes).every((h) => h.token.ok), accounts: tokens };
+    return { spool: probe.result, token, upstream: { ...worker.upstreamHealth() } };
   };
 }

@@ -70,3 +70,19 @@ test('pacer: a pause holds every waiter, and waits can be cancelled', async () =
   await pacer.acquire();
   assert.ok(Date.now() - t0 >= 100);
 });
+
+test('scheduler: drain hands over every scheduled id with its latest due time, earliest first', () => {
+  const s = new Scheduler();
+  s.schedule('b', 200);
+  s.schedule('a', 300);
+  s.schedule('c', 100);
+  s.schedule('a', 50); // rescheduled: the stale entry must not come back
+  assert.deepEqual(s.drain(), [
+    { id: 'a', at: 50 },
+    { id: 'c', at: 100 },
+    { id: 'b', at: 200 },
+  ]);
+  assert.equal(s.size, 0);
+  assert.equal(s.takeDue(Number.MAX_SAFE_INTEGER), null);
+  assert.equal(s.nextDueAt(), null);
+});

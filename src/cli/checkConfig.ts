@@ -1,22 +1,30 @@
 // `check-config [--connect]`: the configuration as the relay reads it, then (with --connect) the
 // upstream checked for real, each failure with its fix.
-import type { RelayConfig } from '../config/index.js';
+import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
 
 export function describeConfig(file: string, config: RelayConfig): string {
   return (
     `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
     `  relays for: ${config.allowNetworks.join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
-    `  sends as: ${config.microsoft365.mailbox} via ${config.microsoft365.smtpHost}:${config.microsoft365.smtpPort}\n`
+    [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n`).join('') +
+    (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '')
   );
+}
+
+function describeTransport(a: AccountConfig): string {
+  return a.transport === 'graph' ? `Graph ${a.graphHost}` : `${a.smtpHost}:${a.smtpPort}`;
+}
+
+function describeRoute(r: RouteConfig): string {
+  return r.user !== undefined ? `user ${r.user}` : r.network !== undefined ? `network ${r.network}` : `sender ${r.sender ?? ''}`;
 }
 
 /** Exit code 0 when every account checks out (warnings allowed), 1 otherwise. */
 export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStream): Promise<number> {
   let failed = false;
-  const accounts = [{ name: 'microsoft365', account: config.microsoft365 }];
-  for (const { name, account } of accounts) {
-    out.write(`\n${name} (${account.mailbox}):\n`);
+  for (const account of accountsOf(config).values()) {
+    out.write(`\naccount ${account.name} (${account.mailbox}):\n`);
     const findings = await checkUpstream(account);
     for (const finding of findings) {
       out.write(formatFinding(finding));

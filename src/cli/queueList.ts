@@ -9,6 +9,10 @@ export interface QueueListItem {
   attempts: number;
   lastError: string | null;
   nextAttemptAt: string | null;
+  /** The Microsoft 365 account the message was routed to (`default` when none was recorded). */
+  account: string;
+  /** The rule that chose it ("user scanner", "network 10.1.0.0/16", "sender @ops.contoso.com", "default"); null for messages queued before routing. */
+  route: string | null;
 }
 
 export function toListItem(entry: SpoolEntry): QueueListItem {
@@ -23,13 +27,15 @@ export function toListItem(entry: SpoolEntry): QueueListItem {
     attempts: meta.attempts,
     lastError: meta.lastError,
     nextAttemptAt: meta.nextAttemptAt,
+    account: meta.route?.account ?? 'default',
+    route: meta.route?.rule ?? null,
   };
 }
 
 export function formatQueueTable(items: QueueListItem[]): string {
   if (items.length === 0) return 'The queue is empty.';
-  const rows = items.map((i) => [i.id, i.state, String(i.attempts), i.from || '<>', i.recipients.join(','), i.nextAttemptAt ?? '-', i.lastError ?? '']);
-  const head = ['ID', 'STATE', 'TRIES', 'FROM', 'RECIPIENTS', 'NEXT ATTEMPT', 'LAST ERROR'];
+  const rows = items.map((i) => [i.id, i.state, String(i.attempts), i.account, i.from || '<>', i.recipients.join(','), i.nextAttemptAt ?? '-', i.lastError ?? '']);
+  const head = ['ID', 'STATE', 'TRIES', 'ACCOUNT', 'FROM', 'RECIPIENTS', 'NEXT ATTEMPT', 'LAST ERROR'];
   const widths = head.map((h, c) => Math.min(40, Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length))));
   const line = (cells: string[]) =>
     cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.slice(0, widths[c]).padEnd(widths[c] ?? 0))).join('  ');
@@ -51,6 +57,7 @@ export function formatShow(entry: SpoolEntry, headers: string): string {
     `received:      ${m.receivedAt} from ${m.client.address}${m.client.user ? ` (user ${m.client.user})` : ''}${m.client.helo ? ` helo ${m.client.helo}` : ''}`,
     `size:          ${m.size} bytes`,
     `sender:        ${m.envelope.from || '<>'}`,
+    `account:       ${item.account}${item.route ? ` (route: ${item.route})` : ''}`,
     `attempts:      ${m.attempts}`,
     `next attempt:  ${m.nextAttemptAt ?? (item.state === 'failed' ? '-' : 'now')}`,
     `last error:    ${m.lastError ?? '-'}`,

@@ -2,6 +2,7 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { accountsOf, checkAccountReferences, resolveAccount } from './accounts.js';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { interpolateEnv, type InterpolateOptions } from './interpolate.js';
 import { configSchema, type RelayConfig } from './schema.js';
@@ -30,6 +31,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const problems: ConfigProblem[] = [];
   const interpolated = interpolateEnv(raw, env, problems, '', options);
   const result = configSchema.safeParse(interpolated);
+  problems.push(...checkAccountReferences(interpolated as Record<string, unknown>));
   if (!result.success) {
     // A key whose ${VAR} was unset is already reported; its empty stand-in would only add noise.
     const reported = new Set(problems.map((p) => p.path));
@@ -69,6 +71,7 @@ function knownKeysAt(path: PropertyKey[]): string[] {
     const def = (schema as { def?: { type?: string; shape?: Record<string, unknown>; element?: unknown } }).def;
     if (def?.type === 'object' && typeof segment === 'string') schema = def.shape?.[segment];
     else if (def?.type === 'array') schema = def.element;
+    else if (def?.type === 'record') schema = (def as { valueType?: unknown }).valueType;
     else return [];
   }
   const def = (unwrap(schema) as { def?: { type?: string; shape?: Record<string, unknown> } }).def;
@@ -113,17 +116,15 @@ function editDistance(a: string, b: string): number {
   return row[b.length] ?? 0;
 }
 
-function resolvePaths(config: RelayConfig, base: string): RelayConfig {
+function resolvePaths(config: z.output<typeof configSchema>, base: string): RelayConfig {
   const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-  const cert = config.microsoft365.clientCertificate;
+  const spoolDir = at(config.spool.dir);
   return {
     ...config,
     listen: config.listen.map((l) => (l.tls ? { ...l, tls: { cert: at(l.tls.cert), key: at(l.tls.key) } } : l)),
-    spool: { ...config.spool, dir: at(config.spool.dir) },
-    microsoft365: {
-      ...config.microsoft365,
-      clientCertificate: cert ? { privateKeyFile: at(cert.privateKeyFile), certificateFile: at(cert.certificateFile) } : undefined,
-    },
+    spool: { ...config.spool, dir: spoolDir },
+    microsoft365: resolveAccount(config.microsoft365, 'default', spoolDir, at),
+    accounts: Object.fromEntries(Object.entries(config.accounts).map(([name, account]) => [name, resolveAccount(account, name, spoolDir, at)])),
   };
 }
 
@@ -142,10 +143,13 @@ function checkFiles(config: RelayConfig): ConfigProblem[] {
       readable(l.tls.key, `listen[${i}].tls.key`);
     }
   });
-  const cert = config.microsoft365.clientCertificate;
-  if (cert) {
-    readable(cert.privateKeyFile, 'microsoft365.clientCertificate.privateKeyFile');
-    readable(cert.certificateFile, 'microsoft365.clientCertificate.certificateFile');
+  for (const [name, account] of accountsOf(config)) {
+    const cert = account.clientCertificate;
+    const key = name === 'default' ? 'microsoft365' : `accounts.${name}`;
+    if (cert) {
+      readable(cert.privateKeyFile, `${key}.clientCertificate.privateKeyFile`);
+      readable(cert.certificateFile, `${key}.clientCertificate.certificateFile`);
+    }
   }
   return problems;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseCidr } from '../access/networks.js';
 import { parsePasswordHash } from '../access/passwords.js';
+import { CLOUD_NAMES, CLOUDS, type CloudName } from './clouds.js';
 import { parseDuration, parseSize } from './duration.js';
 
 /** Matches the mailbox's own address or a sendAs entry: a full address or "@domain". */
@@ -80,7 +81,16 @@ const rateLimit = z.strictObject({
   perSeconds: z.number().positive(),
 });
 
-const microsoft365Schema = z
+/** The name of an entry of `accounts:`; `default` is the top-level microsoft365. */
+export const DEFAULT_ACCOUNT = 'default';
+
+/**
+ * One Microsoft 365 account: an app registration or a signed-in user, the mailbox it sends through,
+ * its limits and its transport. Used for the top-level microsoft365 (the account "default") and for
+ * each entry of `accounts:`. Endpoint keys have no zod default: the cloud preset fills what was not
+ * given after parsing (see withCloudPreset), so an explicit key always wins over the preset.
+ */
+const accountSchema = z
   .strictObject({
     tenantId: z.string().trim().min(1),
     clientId: z.string().trim().min(1),
@@ -91,10 +101,22 @@ const microsoft365Schema = z
         certificateFile: z.string().min(1),
       })
       .optional(),
-    authorityHost: httpsUrl.default('https://login.microsoftonline.com'),
-    scope: z.string().min(1).default('https://outlook.office365.com/.default'),
-    smtpHost: z.string().trim().min(1).default('smtp.office365.com'),
+    /** Which Microsoft 365 cloud: fills authorityHost, smtpHost, graphHost, scope and graphScope (see clouds.ts). */
+    cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(', ')}` }).default('global'),
+    /** client-credentials: app-only token (secret or certificate); device-code: a user signs in once (public client). */
+    flow: z.enum(['client-credentials', 'device-code'], { message: 'must be client-credentials or device-code' }).default('client-credentials'),
+    /** smtp: SMTP AUTH client submission (XOAUTH2); graph: Microsoft Graph sendMail. */
+    transport: z.enum(['smtp', 'graph'], { message: 'must be smtp or graph' }).default('smtp'),
+    authorityHost: httpsUrl.optional(),
+    scope: z.string().trim().min(1).optional(),
+    smtpHost: z.string().trim().min(1).optional(),
     smtpPort: port.default(587),
+    graphHost: httpsUrl.optional(),
+    graphScope: z.string().trim().min(1).optional(),
+    /** device-code: where the signed-in user's tokens are kept (default <spool.dir>/signin/<account>.json). */
+    tokenCacheFile: z.string().min(1).optional(),
+    /** device-code: key that encrypts the token cache file, normally ${M365_RELAY_CACHE_KEY}. */
+    tokenCacheKey: z.string().min(1).optional(),
     mailbox: email,
     sendAs: z.array(addressOrDomain).default([]),
     rateLimit: rateLimit.default({ messages: 30, perSeconds: 60 }),
@@ -109,10 +131,61 @@ const microsoft365Schema = z
     quotaPause: duration('quotaPause').default(3_600_000),
   })
   .superRefine((m, ctx) => {
-    if (m.clientSecret && m.clientCertificate) {
+    if (m.flow === 'device-code') {
+      if (m.clientSecret || m.clientCertificate) {
+        ctx.addIssue({ code: 'custom', message: 'flow device-code signs in as a user (public client): remove clientSecret and clientCertificate' });
+      }
+    } else if (m.clientSecret && m.clientCertificate) {
       ctx.addIssue({ code: 'custom', message: 'give either clientSecret or clientCertificate, not both' });
     } else if (!m.clientSecret && !m.clientCertificate) {
       ctx.addIssue({ code: 'custom', message: 'a credential is missing: set clientSecret or clientCertificate' });
+    }
+  })
+  .transform(withCloudPreset);
+
+/** Fills the endpoint keys that were not given from the account's cloud preset and flow. */
+function withCloudPreset<T extends { cloud: CloudName; flow: 'client-credentials' | 'device-code'; authorityHost?: string; scope?: string; smtpHost?: string; graphHost?: string; graphScope?: string }>(
+  account: T,
+): T & { authorityHost: string; scope: string; smtpHost: string; graphHost: string; graphScope: string } {
+  const preset = CLOUDS[account.cloud];
+  const delegated = account.flow === 'device-code';
+  return {
+    ...account,
+    authorityHost: account.authorityHost ?? preset.authorityHost,
+    scope: account.scope ?? (delegated ? preset.smtpDelegatedScope : preset.smtpAppScope),
+    smtpHost: account.smtpHost ?? preset.smtpHost,
+    graphHost: account.graphHost ?? preset.graphHost,
+    graphScope: account.graphScope ?? (delegated ? preset.graphDelegatedScope : preset.graphAppScope),
+  };
+}
+
+const routeSchema = z
+  .strictObject({
+    /** A local user (users[].username) the device authenticated as; matched exactly. */
+    user: z.string().min(1).optional(),
+    /** The client's network (CIDR); IPv4-mapped IPv6 clients match IPv4 networks. */
+    network: z
+      .string()
+      .superRefine((v, ctx) => {
+        try {
+          parseCidr(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        }
+      })
+      .optional(),
+    /** The envelope sender: a full address, or "@domain" for that domain exactly (not its subdomains). */
+    sender: addressOrDomain.optional(),
+    /** `default` (the top-level microsoft365) or a name from `accounts`. */
+    account: z.string().min(1),
+  })
+  .superRefine((r, ctx) => {
+    const matchers = (['user', 'network', 'sender'] as const).filter((k) => r[k] !== undefined);
+    if (matchers.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: matchers.length === 0 ? 'a route needs one of user, network or sender' : `a route has exactly one of user, network or sender (this one has ${matchers.join(' and ')}); write one route per condition`,
+      });
     }
   });
 
@@ -164,7 +237,11 @@ export const configSchema = z.strictObject({
     /** New mail is refused (452 4.3.1) while the spool's filesystem has less free space than this. */
     minFreeSpace: size('spool.minFreeSpace').default(100 * 1024 * 1024),
   }),
-  microsoft365: microsoft365Schema,
+  microsoft365: accountSchema,
+  /** Further Microsoft 365 accounts, chosen by `routes`. */
+  accounts: z.record(z.string(), accountSchema).default({}),
+  /** Which account sends a message: first match wins; no match means the top-level microsoft365. */
+  routes: z.array(routeSchema).default([]),
   retry: retrySchema.default({ schedule: DEFAULT_SCHEDULE.map((d) => parseDuration(d) ?? 0), maxAge: 5 * 86_400_000, jitter: 0.1 }),
   /**
    * Optional failure notices (RFC 3464) for messages that fail for good: to the sender when it can
@@ -186,8 +263,24 @@ export const configSchema = z.strictObject({
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).default({ level: 'info' }),
 });
 
-export type RelayConfig = z.output<typeof configSchema>;
-export type Microsoft365Config = RelayConfig['microsoft365'];
+type ParsedConfig = z.output<typeof configSchema>;
+type ParsedAccount = ParsedConfig['microsoft365'];
+
+/** One Microsoft 365 account after loading: cloud preset applied, paths resolved, named. */
+export type AccountConfig = Omit<ParsedAccount, 'tokenCacheFile'> & {
+  /** `default` for the top-level microsoft365, else its key in `accounts`. */
+  readonly name: string;
+  tokenCacheFile: string;
+};
+
+/** The configuration as loadConfigFile returns it (validated, resolved, frozen). */
+export type RelayConfig = Omit<ParsedConfig, 'microsoft365' | 'accounts'> & {
+  microsoft365: AccountConfig;
+  accounts: Record<string, AccountConfig>;
+};
+/** The top-level microsoft365: the account named `default`. */
+export type Microsoft365Config = AccountConfig;
+export type RouteConfig = RelayConfig['routes'][number];
 export type ListenConfig = RelayConfig['listen'][number];
 export type UserConfig = RelayConfig['users'][number];
 export type RetryConfig = RelayConfig['retry'];

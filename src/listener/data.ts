@@ -70,15 +70,18 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
     throw reply('spoolWrite');
   }
   const envelope = envelopeOf(session);
+  const who = clientOf(session);
+  // Chosen now and stored with the message, so a later reload of routes does not reroute it.
+  const route = ctx.rules().router.resolve({ user: who.user, address: who.address, sender: envelope.from });
   try {
-    await message.commit({ envelope, client: clientOf(session) });
+    await message.commit({ envelope, client: who, route });
   } catch (err) {
     await discard(message);
     logger.error({ event: 'spool-error', msgId: message.id, client, err: (err as Error)?.message }, 'could not queue the message: answered 451');
     throw reply('spoolWrite');
   }
   logger.info(
-    { event: 'received', msgId: message.id, client, user: userOf(session), size, from: envelope.from, recipients: envelope.to.length, secure: Boolean(session.secure) },
+    { event: 'received', msgId: message.id, client, user: userOf(session), size, from: envelope.from, recipients: envelope.to.length, secure: Boolean(session.secure), account: route.account, route: route.rule },
     'message queued',
   );
   return { id: message.id };

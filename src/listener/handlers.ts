@@ -9,6 +9,7 @@ import type {
 import type { AccessPolicy, AuthThrottle } from '../access/index.js';
 import type { RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
+import type { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
 import type { ConnectionCounter } from './connectionLimits.js';
 import { disabledCommands } from './options.js';
@@ -20,6 +21,8 @@ import { isReply, queuedReply, reply } from './replies.js';
 export interface Rules {
   readonly config: RelayConfig;
   readonly access: AccessPolicy;
+  /** Chooses the Microsoft 365 account of each message as it is queued. */
+  readonly router: Router;
 }
 
 /** What the handlers of every listener share. */

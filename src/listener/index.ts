@@ -3,6 +3,7 @@ import { SMTPServer } from 'smtp-server';
 import { AccessPolicy, createAuthThrottle, type AuthThrottle } from '../access/index.js';
 import type { ListenConfig, RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
+import { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
 import { ConnectionCounter } from './connectionLimits.js';
 import { greetWithoutDelay } from './greeting.js';
@@ -39,7 +40,7 @@ export interface Listener {
    */
   close(graceMs?: number): Promise<void>;
   /**
-   * Applies a reloaded configuration to new commands: allowNetworks, users, maxRecipients,
+   * Applies a reloaded configuration to new commands: allowNetworks, users, routes, maxRecipients,
    * maxMessageSize, connection and auth limits, socket timeout, and re-reads TLS certificates.
    * Changes to `listen` (ports, hosts, adding or removing tls) need a restart. Throws, changing
    * nothing, when the new configuration cannot be applied (bad hash, unreadable certificate).
@@ -58,7 +59,7 @@ const listenKey = (listen: readonly ListenConfig[]) => JSON.stringify(listen.map
 export function createListener(options: ListenerOptions): Listener {
   const { sink, logger, space, onQueued } = options;
   const listens = options.config.listen;
-  let rules: Rules = { config: options.config, access: new AccessPolicy(options.config) };
+  let rules: Rules = { config: options.config, access: new AccessPolicy(options.config), router: new Router(options.config.routes) };
   let throttle: AuthThrottle = createAuthThrottle(options.config.limits);
   let closing = false;
   let closed: Promise<void> | null = null;
@@ -188,6 +189,7 @@ export function createListener(options: ListenerOptions): Listener {
     update(config) {
       // Build everything first: a configuration that cannot be applied changes nothing.
       const access = new AccessPolicy(config);
+      const router = new Router(config.routes);
       const certificates: Array<TlsMaterial | undefined> = listens.map((listen, i) => {
         const next = config.listen[i];
         return listen.tls && next?.tls && next.host === listen.host && next.port === listen.port ? readTls(next) : undefined;
@@ -196,7 +198,7 @@ export function createListener(options: ListenerOptions): Listener {
         logger.warn({ event: 'reload', reason: 'listen changed' }, 'changes to listen (ports, hosts, tls on or off) take effect after a restart');
       }
       if (!sameThrottleLimits(rules.config.limits, config.limits)) throttle = createAuthThrottle(config.limits);
-      rules = { config, access };
+      rules = { config, access, router };
       for (const [i, server] of servers.entries()) {
         // smtp-server reads these options per command or per connection.
         server.options.size = config.maxMessageSize;
@@ -205,7 +207,7 @@ export function createListener(options: ListenerOptions): Listener {
         const tls = certificates[i];
         if (tls) server.updateSecureContext({ key: tls.key, cert: tls.cert });
       }
-      logger.info({ event: 'reload', allowNetworks: config.allowNetworks.length, users: access.users.size }, 'listener access rules and limits updated');
+      logger.info({ event: 'reload', allowNetworks: config.allowNetworks.length, users: access.users.size, routes: config.routes.length }, 'listener access rules, routes and limits updated');
     },
   };
 }

@@ -24,6 +24,13 @@ export class RelayMetrics {
   private readonly tokens = new Counter({ name: 'm365relay_token_requests_total', help: 'Access token requests to Entra ID, by result', labelNames: ['result'], registers: [this.registry] });
   private readonly replies = new Counter({ name: 'm365relay_upstream_replies_total', help: 'Final replies from Exchange Online, by SMTP code ("none" for network errors)', labelNames: ['code'], registers: [this.registry] });
   private readonly notices = new Counter({ name: 'm365relay_failure_notices_total', help: 'Failure notices (RFC 3464), by outcome: queued, skipped, error', labelNames: ['outcome'], registers: [this.registry] });
+  /** Per account (a new series, so the unlabelled totals above keep their meaning for existing dashboards). */
+  private readonly accountOutcomes = new Counter({
+    name: 'm365relay_account_messages_total',
+    help: 'Delivery outcomes per Microsoft 365 account: delivered, deferred (attempts) or failed (messages)',
+    labelNames: ['account', 'outcome'],
+    registers: [this.registry],
+  });
   private readonly latency = new Histogram({
     name: 'm365relay_delivery_latency_seconds',
     help: 'Time from acceptance to delivery',
@@ -74,6 +81,9 @@ export class RelayMetrics {
 
   /** Counts one structured log event (the object passed to the logger). */
   observe(event: Record<string, unknown>): void {
+    if (typeof event.account === 'string' && (event.event === 'delivered' || event.event === 'deferred' || event.event === 'failed')) {
+      this.accountOutcomes.inc({ account: event.account, outcome: event.event });
+    }
     switch (event.event) {
       case 'received':
         this.received.inc();

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
-import type { RelayConfig } from '../config/index.js';
+import { accountsOf, DEFAULT_ACCOUNT, type RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
 import { fieldValue, findField, readHeaderBlock, serializeHeaderBlock } from './headers.js';
@@ -146,7 +146,8 @@ export class FailureNotifier {
     const config = this.config();
     const notices = config.failureNotices;
     if (!notices) return;
-    const account = config.microsoft365;
+    // The notice goes out through the account the failed message was routed to (its sendAs decides who is local).
+    const account = accountsOf(config).get(meta.route?.account ?? DEFAULT_ACCOUNT) ?? config.microsoft365;
     const target = noticeRecipient(meta, notices, account);
     if (!target.to) {
       this.logger.info({ msgId: meta.id, event: 'notice-skipped', reason: target.why }, 'no failure notice');
@@ -160,7 +161,7 @@ export class FailureNotifier {
       originalSubject: subjectField ? fieldValue(subjectField).trim() : null,
       from: account.mailbox,
       to: target.to,
-      remoteMta: account.smtpHost,
+      remoteMta: account.transport === 'graph' ? new URL(account.graphHost).host : account.smtpHost,
       expired,
       now: new Date(),
     });
@@ -168,7 +169,7 @@ export class FailureNotifier {
     try {
       await incoming.write(Readable.from([body]));
       // Null reverse-path: a notice is never answered by another notice (sender policy puts the mailbox upstream).
-      await incoming.commit({ envelope: { from: '', to: [target.to] }, client: { address: 'local', helo: 'failure-notice' }, notice: { for: meta.id } });
+      await incoming.commit({ envelope: { from: '', to: [target.to] }, client: { address: 'local', helo: 'failure-notice' }, notice: { for: meta.id }, ...(meta.route && { route: meta.route }) });
     } catch (err) {
       await incoming.abort();
       this.logger.error({ msgId: meta.id, event: 'notice-failed', err: (err as Error).message }, 'could not queue the failure notice');

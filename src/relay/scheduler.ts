@@ -40,6 +40,14 @@ export class Scheduler {
     }
   }
 
+  /** Takes every scheduled id out (to hand them to another scheduler), earliest first. */
+  drain(): Array<{ id: string; at: number }> {
+    const all = [...this.due].map(([id, at]) => ({ id, at })).sort((a, b) => (less(a, b) ? -1 : 1));
+    this.due.clear();
+    this.heap = [];
+    return all;
+  }
+
   /** When the earliest message becomes due, or null when nothing is scheduled. */
   nextDueAt(): number | null {
     while (this.heap[0] && this.due.get(this.heap[0].id) !== this.heap[0].at) this.pop();

@@ -1,59 +1,53 @@
 import { Readable } from 'node:stream';
-import type { RelayConfig } from '../config/index.js';
-import { formatDuration } from '../config/index.js';
-import { TokenError, type TokenSource } from '../oauth/index.js';
-import { AlertLog } from '../observability/alerts.js';
+import { DEFAULT_ACCOUNT, formatDuration, type AccountConfig, type RelayConfig } from '../config/index.js';
+import { TokenError } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
 import { nextAttempt } from '../retry/policy.js';
 import { crashPoint } from '../spool/crashPoints.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
+import { defaultAccountFactory, type AccountFactory } from './accountFactory.js';
 import { classify, describeFailure, type Classification, type UpstreamFailure } from './classify.js';
 import { readHeaderBlock, serializeHeaderBlock } from './headers.js';
-import { CircuitBreaker } from './breaker.js';
-import { Pacer } from './pacing.js';
-import { Scheduler } from './scheduler.js';
+import type { AccountLane, LaneHealth, UpstreamHealth } from './lane.js';
+import { LaneSet, type ReconfigurePlan } from './laneSet.js';
 import { applySenderPolicy } from './senderPolicy.js';
-import { SubmissionTransport, UpstreamError, type SendResult } from './transport.js';
+import { UpstreamError, type SendResult } from './transport.js';
 
 export interface WorkerOptions {
   config: RelayConfig;
   spool: Spool;
-  tokens: TokenSource;
   logger: Logger;
-  /** Injected for tests that need a different transport; the real one by default. */
-  transport?: SubmissionTransport;
+  /** Builds each account's token source and transport; the real ones by default. */
+  factory?: AccountFactory;
   /** Called once a message is recorded as failed for good (for failure notices); must not throw. */
   onFailed?: (meta: MessageMeta, expired: boolean) => Promise<void>;
 }
 
+/** The account a message was routed to when it was queued (`default` for older messages). */
+export function accountOf(meta: Pick<MessageMeta, 'route'>): string {
+  return meta.route?.account ?? DEFAULT_ACCOUNT;
+}
+
 /**
- * Delivers queued messages to Exchange Online: at most maxConnections at once, paced to rateLimit,
- * each outcome recorded in the spool before the next step (delivered: removed; transient: deferred
- * with its next attempt; permanent: failed with the reason).
+ * Delivers queued messages to Microsoft 365, one lane per account (see AccountLane): each lane at
+ * most its maxConnections at once, paced to its rateLimit, with its own token source and transport.
+ * Each outcome is recorded in the spool before the next step (delivered: removed; transient:
+ * deferred with its next attempt; permanent: failed with the reason).
  */
 export class RelayWorker {
-  private readonly scheduler = new Scheduler();
-  private readonly pacer: Pacer;
-  private transport: SubmissionTransport;
+  private readonly lanes: LaneSet;
+  /** The lane whose scheduler holds each scheduled id (an id is scheduled in one lane at a time). */
+  private readonly placement = new Map<string, AccountLane>();
+  /** Ids taken from a scheduler and not finished yet (waiting for pacing, or being delivered). */
+  private readonly busy = new Set<string>();
   /** Replaced whole on reload (SIGHUP). */
   private config: RelayConfig;
-  private tokens: TokenSource;
-  private readonly alerts: AlertLog;
-  private readonly breaker = new CircuitBreaker();
-  private readonly inFlight = new Set<Promise<void>>();
-  /** Ids taken from the scheduler and not finished yet (waiting for pacing, or being delivered). */
-  private readonly busy = new Set<string>();
-  private readonly stopping = new AbortController();
-  private timer: NodeJS.Timeout | null = null;
   private running = false;
 
+  /** Throws AccountSetupError (or TokenError for an unreadable certificate) when an account cannot be set up. */
   constructor(private readonly options: WorkerOptions) {
     this.config = options.config;
-    this.tokens = options.tokens;
-    const m365 = options.config.microsoft365;
-    this.pacer = new Pacer(m365.rateLimit);
-    this.transport = options.transport ?? new SubmissionTransport(m365, options.tokens);
-    this.alerts = new AlertLog(options.logger);
+    this.lanes = new LaneSet(options.config, options.factory ?? defaultAccountFactory, options.logger);
   }
 
   private get log(): Logger {
@@ -67,7 +61,8 @@ export class RelayWorker {
    */
   start(queuedIds: readonly string[]): Promise<void> {
     this.running = true;
-    this.pump();
+    for (const lane of this.lanes.active()) lane.activate();
+    this.pumpAll();
     return this.load(queuedIds);
   }
 
@@ -76,60 +71,103 @@ export class RelayWorker {
       for await (const batch of this.options.spool.loadQueued(ids)) {
         if (!this.running) return;
         for (const meta of batch) {
-          if (!this.busy.has(meta.id)) this.scheduler.schedule(meta.id, meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0);
+          if (!this.busy.has(meta.id)) this.place(meta.id, dueAt(meta), accountOf(meta));
         }
-        this.pump();
+        this.pumpAll();
       }
     } catch (err) {
       this.log.error({ err: errorText(err) }, 'reading the queue failed; the periodic rescan will pick messages up');
     }
   }
 
-  /** A message is queued (just received, or put back by an administrator). */
-  enqueue(id: string, at = 0): void {
-    this.scheduler.schedule(id, at);
-    if (this.running) this.pump();
+  /** A message is queued (just received, or put back by an administrator) for `account`. */
+  enqueue(id: string, at = 0, account: string = DEFAULT_ACCOUNT): void {
+    this.schedule(id, at, account);
   }
 
   /**
-   * Re-reads queue/ and schedules every message at its recorded time: after a `queue` command
-   * changed something, and periodically as a safety net.
+   * Puts an id in the lane of its account; an account that no longer exists (removed by a reload)
+   * is delivered by the default account. An id already scheduled in another lane moves.
+   */
+  private schedule(id: string, at: number, account: string): void {
+    const lane = this.place(id, at, account);
+    if (lane) this.pump(lane);
+  }
+
+  /** schedule() without starting deliveries, for batches (followed by pumpAll). */
+  private place(id: string, at: number, account: string): AccountLane | undefined {
+    const lane = this.lanes.get(account) ?? this.lanes.get(DEFAULT_ACCOUNT);
+    if (!lane) return undefined;
+    const previous = this.placement.get(id);
+    if (previous && previous !== lane) previous.scheduler.remove(id);
+    this.placement.set(id, lane);
+    lane.scheduler.schedule(id, at);
+    return lane;
+  }
+
+  private pumpAll(): void {
+    for (const lane of this.lanes.active()) this.pump(lane);
+  }
+
+  /**
+   * Re-reads queue/ and schedules every message at its recorded time in its account's lane: after
+   * a `queue` command changed something, after a reload added or removed accounts, and
+   * periodically as a safety net.
    */
   async rescan(): Promise<void> {
     for (const id of await this.options.spool.ids('queue')) {
       if (this.busy.has(id)) continue;
       try {
         const meta = await this.options.spool.readMeta('queue', id);
-        this.scheduler.schedule(id, meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0);
+        this.place(id, dueAt(meta), accountOf(meta));
       } catch {
         // claimed or changed meanwhile: the next rescan sees it
       }
     }
-    this.pump();
+    this.pumpAll();
   }
 
   /**
-   * Applies a reloaded configuration: pacing, retry policy and limits at once; new Microsoft 365
-   * settings (a new token source) get a new transport, and the old one closes once the
-   * deliveries already using it have finished.
+   * Prepares a reloaded configuration (see LaneSet.prepare): throws, changing nothing, when an
+   * account cannot be set up. On apply, the retry policy and every account's settings take effect;
+   * a removed account's waiting mail goes to the default account, and mail routed to an account
+   * that came or went is rescheduled by its recorded route.
    */
-  reconfigure(config: RelayConfig, tokens: TokenSource): void {
-    const previous = this.config.microsoft365;
-    this.config = config;
-    this.pacer.setLimit(config.microsoft365.rateLimit);
-    if (tokens !== this.tokens || JSON.stringify(previous) !== JSON.stringify(config.microsoft365)) {
-      const old = this.transport;
-      this.tokens = tokens;
-      this.transport = new SubmissionTransport(config.microsoft365, tokens);
-      void Promise.allSettled([...this.inFlight]).then(() => old.close());
-      this.breaker.reset();
-      this.pacer.resume();
-    }
-    this.pump();
+  prepareReconfigure(config: RelayConfig): ReconfigurePlan {
+    const plan = this.lanes.prepare(config, { activate: this.running, onRetire: (lane) => this.retired(lane) });
+    return {
+      discard: plan.discard,
+      apply: () => {
+        const before = names(this.lanes.active());
+        plan.apply();
+        this.config = config;
+        this.pumpAll();
+        if (before !== names(this.lanes.active())) {
+          this.rescan().catch((err: unknown) => this.log.error({ err: errorText(err) }, 'queue rescan after reload failed'));
+        }
+      },
+    };
+  }
+
+  /** prepareReconfigure(config).apply(). */
+  reconfigure(config: RelayConfig): void {
+    this.prepareReconfigure(config).apply();
+  }
+
+  /** A removed account's waiting mail moves to the default account's lane. */
+  private retired(lane: AccountLane): void {
+    const waiting = lane.scheduler.drain();
+    for (const { id, at } of waiting) this.place(id, at, lane.name);
+    this.log.warn(
+      { event: 'account-removed', account: lane.name, moved: waiting.length, inFlight: lane.inFlight.size },
+      `account ${lane.name} was removed: deliveries under way finish, its waiting mail goes to the default account`,
+    );
   }
 
   get queueSize(): number {
-    return this.scheduler.size + this.inFlight.size;
+    let size = 0;
+    for (const lane of this.lanes.all()) size += lane.scheduler.size + lane.inFlight.size;
+    return size;
   }
 
   /**
@@ -138,104 +176,118 @@ export class RelayWorker {
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
-    this.stopping.abort(new Error('relay is stopping'));
-    const all = Promise.allSettled([...this.inFlight]);
+    const lanes = this.lanes.all();
+    for (const lane of lanes) {
+      if (lane.timer) clearTimeout(lane.timer);
+      lane.abortWaits('relay is stopping');
+    }
+    const all = Promise.allSettled(lanes.flatMap((lane) => [...lane.inFlight]));
     let graceTimer: NodeJS.Timeout | undefined;
     const grace = new Promise<'timeout'>((resolve) => {
       graceTimer = setTimeout(() => resolve('timeout'), graceMs);
     });
     const outcome = await Promise.race([all.then(() => 'done' as const), grace]);
     clearTimeout(graceTimer);
-    this.transport.close();
+    for (const lane of lanes) lane.close();
     if (outcome === 'timeout') await all;
   }
 
-  private pump(): void {
-    if (!this.running) return;
-    const limit = this.config.microsoft365.maxConnections;
-    while (this.inFlight.size < limit) {
-      const id = this.scheduler.takeDue(Date.now());
+  /** Starts deliveries of this lane while it has free connections and due messages. */
+  private pump(lane: AccountLane): void {
+    if (!this.running || lane.retired) return;
+    while (lane.inFlight.size < lane.account.maxConnections) {
+      const id = lane.scheduler.takeDue(Date.now());
       if (!id) break;
+      this.placement.delete(id);
       this.busy.add(id);
-      const delivery = this.deliver(id).catch((err: unknown) => {
-        this.log.error({ msgId: id, err: errorText(err) }, 'delivery crashed; the message stays in the spool');
+      const delivery = this.deliver(lane, id).catch((err: unknown) => {
+        this.log.error({ msgId: id, account: lane.name, err: errorText(err) }, 'delivery crashed; the message stays in the spool');
       });
-      this.inFlight.add(delivery);
+      lane.inFlight.add(delivery);
       void delivery.finally(() => {
-        this.inFlight.delete(delivery);
+        lane.inFlight.delete(delivery);
         this.busy.delete(id);
-        this.pump();
+        this.pump(lane);
       });
     }
-    this.armTimer();
+    this.armTimer(lane);
   }
 
-  /** Wakes the pump when the earliest deferred message becomes due. */
-  private armTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    const next = this.scheduler.nextDueAt();
+  /** Wakes the lane when its earliest deferred message becomes due. */
+  private armTimer(lane: AccountLane): void {
+    if (lane.timer) clearTimeout(lane.timer);
+    lane.timer = null;
+    const next = lane.scheduler.nextDueAt();
     if (next === null || !this.running) return;
     const delay = Math.max(0, Math.min(next - Date.now(), 2_147_000_000));
-    this.timer = setTimeout(() => this.pump(), delay);
-    this.timer.unref();
+    lane.timer = setTimeout(() => this.pump(lane), delay);
+    lane.timer.unref();
   }
 
-  private async deliver(id: string): Promise<void> {
+  private async deliver(lane: AccountLane, id: string): Promise<void> {
     let done: () => void;
     try {
-      done = await this.pacer.acquire(this.stopping.signal);
+      done = await lane.pacer.acquire(lane.signal);
     } catch {
-      this.scheduler.schedule(id, 0);
-      return; // stopping: the message stays queued, untouched
+      // Stopping (the message stays queued, untouched) or the account was removed: it goes to
+      // the default account's lane.
+      if (this.running) this.schedule(id, 0, lane.name);
+      return;
     }
     try {
-      await this.claimAndDeliver(id);
+      await this.claimAndDeliver(lane, id);
     } finally {
       done();
     }
   }
 
-  private async claimAndDeliver(id: string): Promise<void> {
+  private async claimAndDeliver(lane: AccountLane, id: string): Promise<void> {
     const meta = await this.options.spool.claim(id);
     if (!meta) return; // deleted, held or claimed meanwhile
+    const routed = accountOf(meta);
+    if (routed !== lane.name) {
+      this.log.warn(
+        { msgId: id, event: 'route-fallback', account: lane.name, routedTo: routed },
+        `account ${routed} no longer exists: delivering with the ${lane.name} account`,
+      );
+    }
 
     let outcome: { result?: SendResult; error?: UpstreamError | TokenError };
     try {
-      outcome = await this.attempt(meta);
+      outcome = await this.attempt(lane, meta);
       if (outcome.error && classifyError(outcome.error).class === 'token-rejected') {
         // Exchange refused a token msal still holds (revoked, or the mailbox permission changed):
         // fetch a fresh one and try once more at once.
-        this.log.warn({ msgId: id, event: 'token-rejected' }, 'Exchange rejected the access token; renewing it and retrying');
-        outcome = await this.tokens.getToken({ forceRefresh: true }).then(
-          () => this.attempt(meta),
+        this.log.warn({ msgId: id, account: lane.name, event: 'token-rejected' }, 'Exchange rejected the access token; renewing it and retrying');
+        outcome = await lane.tokens.getToken({ forceRefresh: true }).then(
+          () => this.attempt(lane, meta),
           (err: TokenError) => ({ error: err }),
         );
       }
     } catch (err) {
       outcome = { error: new UpstreamError({ message: errorText(err) }, [], { cause: err }) };
     }
-    await this.record(meta, outcome);
+    await this.record(lane, meta, outcome);
   }
 
-  private async attempt(meta: MessageMeta): Promise<{ result?: SendResult; error?: UpstreamError | TokenError }> {
+  private async attempt(lane: AccountLane, meta: MessageMeta): Promise<{ result?: SendResult; error?: UpstreamError | TokenError }> {
+    // One attempt uses one set of parts, even if a reload replaces them meanwhile.
+    const { tokens, transport, account: m365 } = lane;
     try {
       // Asking first means a token problem is known as such, without opening a connection.
-      await this.tokens.getToken();
-      const m365 = this.config.microsoft365;
+      await tokens.getToken();
       const block = await readHeaderBlock(this.options.spool.dataPath(meta.id));
       const decision = applySenderPolicy(
         { mailbox: m365.mailbox, sendAs: m365.sendAs },
         { envelopeFrom: meta.envelope.from, header: block, messageId: meta.id, receivedAt: new Date(meta.receivedAt) },
       );
       if (decision.changes.length > 0 && meta.attempts === 0) {
-        this.log.info({ msgId: meta.id, event: 'rewritten', changes: decision.changes }, 'sender policy applied');
+        this.log.info({ msgId: meta.id, account: lane.name, event: 'rewritten', changes: decision.changes }, 'sender policy applied');
       }
       const to = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
       const body = this.options.spool.openData(meta.id, block.bodyOffset);
       const raw = Readable.from(concatStreams(serializeHeaderBlock(decision.header), body));
-      const result = await this.transport.send({ from: decision.envelopeFrom, to }, raw);
+      const result = await transport.send({ from: decision.envelopeFrom, to }, raw);
       crashPoint('after-upstream-accept');
       return { result };
     } catch (err) {
@@ -245,7 +297,8 @@ export class RelayWorker {
   }
 
   /** Writes the outcome of an attempt to the spool and schedules what remains. */
-  private async record(meta: MessageMeta, outcome: { result?: SendResult; error?: UpstreamError | TokenError }): Promise<void> {
+  private async record(lane: AccountLane, meta: MessageMeta, outcome: { result?: SendResult; error?: UpstreamError | TokenError }): Promise<void> {
+    const account = lane.name;
     const now = Date.now();
     const attempts = meta.attempts + 1;
     const recipients = meta.recipients.map((r) => ({ ...r }));
@@ -255,7 +308,7 @@ export class RelayWorker {
     let lastError: string | null = null;
     /** Stable label for the failed log line and metric. */
     let failClass = 'permanent-failure';
-    this.noteUpstream(outcome);
+    noteUpstream(lane, outcome);
 
     const rejections = outcome.result?.rejected ?? (outcome.error instanceof UpstreamError ? outcome.error.rejected : []);
     for (const rejection of rejections) {
@@ -266,7 +319,7 @@ export class RelayWorker {
       if (cls.class === 'permanent') {
         r.status = 'failed';
         failClass = cls.reason;
-        this.log.warn({ msgId: meta.id, event: 'recipient-failed', recipient: r.address, reason: r.lastError }, 'recipient rejected permanently');
+        this.log.warn({ msgId: meta.id, account, event: 'recipient-failed', recipient: r.address, reason: r.lastError }, 'recipient rejected permanently');
       }
       lastError = r.lastError;
     }
@@ -280,11 +333,11 @@ export class RelayWorker {
       if (delivered > 0) {
         const latencySeconds = (now - Date.parse(meta.receivedAt)) / 1000;
         this.log.info(
-          { msgId: meta.id, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts, latencySeconds },
+          { msgId: meta.id, account, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts, latencySeconds },
           'delivered to Exchange Online',
         );
-        this.alerts.clear('configuration');
-        this.breaker.reset();
+        lane.alerts.clear('configuration');
+        lane.breaker.reset();
       }
     } else if (outcome.error) {
       const failure = failureOf(outcome.error);
@@ -300,7 +353,7 @@ export class RelayWorker {
             r.lastError = lastError;
           }
         }
-        this.react(meta.id, messageClass, outcome.error, lastError);
+        this.react(lane, meta.id, messageClass, outcome.error, lastError);
       } else {
         messageClass = null;
       }
@@ -315,12 +368,12 @@ export class RelayWorker {
       const reason = lastError ?? recipients.find((r) => r.status === 'failed')?.lastError ?? 'failed';
       const failed = { ...next, lastError: reason, nextAttemptAt: null };
       await this.options.spool.fail(failed);
-      this.log.warn({ msgId: meta.id, event: 'failed', reason, class: failClass, attempts }, 'message failed permanently');
+      this.log.warn({ msgId: meta.id, account, event: 'failed', reason, class: failClass, attempts }, 'message failed permanently');
       await this.options.onFailed?.(failed, false);
       return;
     }
 
-    const minDelayMs = messageClass ? this.minDelayFor(messageClass) : undefined;
+    const minDelayMs = messageClass ? minDelayFor(lane.account, messageClass) : undefined;
     const lifetimeStart = Date.parse(meta.requeuedAt ?? meta.receivedAt);
     const decision = nextAttempt(this.config.retry, { attempts, receivedAt: lifetimeStart, now, minDelayMs });
     if (decision.action === 'expire') {
@@ -331,73 +384,83 @@ export class RelayWorker {
       }
       const failed = { ...next, recipients, lastError: reason };
       await this.options.spool.fail(failed);
-      this.log.warn({ msgId: meta.id, event: 'failed', reason, class: 'expired', attempts }, 'message expired');
+      this.log.warn({ msgId: meta.id, account, event: 'failed', reason, class: 'expired', attempts }, 'message expired');
       await this.options.onFailed?.(failed, true);
       return;
     }
     const nextAttemptAt = new Date(decision.at).toISOString();
     await this.options.spool.defer({ ...next, nextAttemptAt });
     this.log.info(
-      { msgId: meta.id, event: 'deferred', reason: next.lastError, class: messageClass?.reason ?? 'recipient-deferred', attempts, nextAttemptAt, retryIn: formatDuration(decision.delayMs) },
+      { msgId: meta.id, account, event: 'deferred', reason: next.lastError, class: messageClass?.reason ?? 'recipient-deferred', attempts, nextAttemptAt, retryIn: formatDuration(decision.delayMs) },
       'delivery deferred',
     );
-    this.enqueue(meta.id, decision.at);
+    this.schedule(meta.id, decision.at, accountOf(meta));
   }
 
-  /** When Exchange last answered (any SMTP reply) and when it last could not be reached. */
-  private upstream = { lastReplyAt: 0, lastUnreachableAt: 0 };
-
-  private noteUpstream(outcome: { result?: SendResult; error?: UpstreamError | TokenError }): void {
-    if (outcome.result || (outcome.error instanceof UpstreamError && outcome.error.failure.responseCode !== undefined)) {
-      this.upstream.lastReplyAt = Date.now();
-    } else if (outcome.error instanceof UpstreamError) {
-      this.upstream.lastUnreachableAt = Date.now();
-    }
+  /** For /readyz and diagnostics: each account's token, upstream and pause state. */
+  health(): Record<string, LaneHealth> {
+    return Object.fromEntries(this.lanes.active().map((lane) => [lane.name, lane.health()]));
   }
 
-  /** For /readyz: is Exchange answering, as far as the last attempts tell? */
-  upstreamHealth(): { ok: boolean; lastReplyAt: string | null; lastUnreachableAt: string | null } {
-    const { lastReplyAt, lastUnreachableAt } = this.upstream;
-    return {
-      ok: lastUnreachableAt <= lastReplyAt,
-      lastReplyAt: lastReplyAt ? new Date(lastReplyAt).toISOString() : null,
-      lastUnreachableAt: lastUnreachableAt ? new Date(lastUnreachableAt).toISOString() : null,
-    };
+  /** For /readyz: is Exchange answering every account, as far as the last attempts tell? */
+  upstreamHealth(): UpstreamHealth & { accounts: Record<string, UpstreamHealth> } {
+    const accounts = Object.fromEntries(this.lanes.active().map((lane) => [lane.name, lane.health().upstream]));
+    const all = Object.values(accounts);
+    const latest = (key: 'lastReplyAt' | 'lastUnreachableAt') => all.map((h) => h[key]).filter((v): v is string => v !== null).sort().pop() ?? null;
+    return { ok: all.every((h) => h.ok), lastReplyAt: latest('lastReplyAt'), lastUnreachableAt: latest('lastUnreachableAt'), accounts };
   }
 
-  /** Side effects of a failure on the whole mailbox: pauses and alerts. */
-  private react(id: string, cls: Classification, error: UpstreamError | TokenError, lastError: string | null): void {
+  /** Side effects of a failure on the whole account (mailbox): pauses and alerts. */
+  private react(lane: AccountLane, id: string, cls: Classification, error: UpstreamError | TokenError, lastError: string | null): void {
     const now = Date.now();
-    // Failures that concern the mailbox, not the message: hold every delivery for a while rather
-    // than asking Entra or Exchange again for each queued message.
+    const account = lane.name;
+    // Failures that concern the mailbox, not the message: hold this account's deliveries for a
+    // while rather than asking Entra or Exchange again for each queued message.
     if (cls.reason === 'network' || cls.reason === 'token-unavailable' || cls.class === 'configuration') {
-      const until = this.breaker.trip(now);
-      this.pacer.pause(until);
+      const until = lane.breaker.trip(now);
+      lane.pacer.pause(until);
       this.log.warn(
-        { msgId: id, event: 'upstream-unavailable', reason: lastError, consecutiveFailures: this.breaker.consecutiveFailures, holdFor: formatDuration(until - now) },
+        { msgId: id, account, event: 'upstream-unavailable', reason: lastError, consecutiveFailures: lane.breaker.consecutiveFailures, holdFor: formatDuration(until - now) },
         'upstream unavailable: holding deliveries',
       );
     }
-    const { throttlePause, quotaPause, mailbox } = this.config.microsoft365;
+    const { throttlePause, quotaPause, mailbox } = lane.account;
     if (cls.class === 'throttled') {
-      this.pacer.pause(now + throttlePause);
-      this.log.warn({ msgId: id, event: 'throttled', reason: lastError, pauseFor: formatDuration(throttlePause) }, 'Exchange Online throttled the mailbox: slowing down');
+      lane.pacer.pause(now + throttlePause);
+      this.log.warn({ msgId: id, account, event: 'throttled', reason: lastError, pauseFor: formatDuration(throttlePause) }, 'Exchange Online throttled the mailbox: slowing down');
     }
     if (cls.class === 'quota') {
-      this.pacer.pause(now + quotaPause);
-      this.alerts.raise('quota', { reason: lastError }, `Exchange Online daily recipient quota reached for ${mailbox}; delivery paused for ${formatDuration(quotaPause)}`);
+      lane.pacer.pause(now + quotaPause);
+      lane.alerts.raise('quota', { account, reason: lastError }, `Exchange Online daily recipient quota reached for ${mailbox}; delivery paused for ${formatDuration(quotaPause)}`);
     }
     if (cls.class === 'configuration') {
       const advice = error instanceof TokenError ? error.advice : cls.advice;
-      this.alerts.raise('configuration', { msgId: id, reason: lastError, advice }, `delivery blocked by a configuration problem: ${advice ?? lastError}. Mail stays queued until it is fixed.`);
+      lane.alerts.raise(
+        'configuration',
+        { msgId: id, account, reason: lastError, advice },
+        `delivery through account ${account} blocked by a configuration problem: ${advice ?? lastError}. Mail stays queued until it is fixed.`,
+      );
     }
   }
+}
 
-  private minDelayFor(cls: Classification): number | undefined {
-    if (cls.class === 'quota') return this.config.microsoft365.quotaPause;
-    if (cls.class === 'throttled') return this.config.microsoft365.throttlePause;
-    return undefined;
-  }
+function noteUpstream(lane: AccountLane, outcome: { result?: SendResult; error?: UpstreamError | TokenError }): void {
+  if (outcome.result || (outcome.error instanceof UpstreamError && outcome.error.failure.responseCode !== undefined)) lane.noteReply();
+  else if (outcome.error instanceof UpstreamError) lane.noteUnreachable();
+}
+
+function minDelayFor(account: AccountConfig, cls: Classification): number | undefined {
+  if (cls.class === 'quota') return account.quotaPause;
+  if (cls.class === 'throttled') return account.throttlePause;
+  return undefined;
+}
+
+function names(lanes: AccountLane[]): string {
+  return lanes.map((lane) => lane.name).sort().join(',');
+}
+
+function dueAt(meta: MessageMeta): number {
+  return meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0;
 }
 
 function classifyError(error: UpstreamError | TokenError): Classification {

@@ -87,6 +87,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
       nextAttemptAt: null,
       lastError: null,
       ...(input.notice && { notice: input.notice }),
+      ...(input.route && { route: input.route }),
     };
     try {
       await this.writeMeta('queue', meta, () => crashPoint('after-meta-rename'));

@@ -13,6 +13,17 @@ export interface ClientInfo {
   secure?: boolean;
 }
 
+/**
+ * Which Microsoft 365 account delivers the message, chosen once when it was queued: a reload of
+ * `routes` does not reroute mail already queued.
+ */
+export interface MessageRoute {
+  /** `default` or a name from `accounts`. */
+  account: string;
+  /** The rule that chose it, e.g. "user scanner", or "default" when none matched. */
+  rule: string;
+}
+
 export type RecipientStatus = 'pending' | 'delivered' | 'failed';
 
 export interface RecipientState {
@@ -40,6 +51,8 @@ export interface MessageMeta {
   /** ISO time of the next delivery attempt; null means "as soon as possible". */
   nextAttemptAt: string | null;
   lastError: string | null;
+  /** Absent in messages queued before routing existed: they go to the default account. */
+  route?: MessageRoute;
   /** Set once the message is failed for good. */
   failedAt?: string;
   /** Set when an administrator put a failed message back: its lifetime (retry.maxAge) restarts here. */
@@ -52,5 +65,7 @@ export interface MessageMeta {
 export interface CommitInput {
   envelope: Envelope;
   client: ClientInfo;
+  /** The account chosen by `routes` (absent: default). */
+  route?: MessageRoute;
   notice?: { for: string };
 }

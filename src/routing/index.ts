@@ -1,0 +1,1 @@
+export { Router, senderMatches, type RouteDecision, type RouteInput } from './router.js';
