@@ -12,6 +12,8 @@ export interface AppEntry {
   clientSecret: string | undefined;
   secretExpired: boolean;
   certificate: { cert: X509Certificate; sha1: Buffer; sha256: Buffer } | undefined;
+  /** "Allow public client flows": may redeem device codes and refresh tokens without a credential. */
+  publicClient: boolean;
 }
 
 export interface MailboxEntry {
@@ -42,6 +44,8 @@ export class Directory {
         clientSecret: app.clientSecret,
         secretExpired: app.secretExpired ?? false,
         certificate,
+        // An app without any credential can only be a public client.
+        publicClient: app.publicClient ?? (app.clientSecret === undefined && !app.certificatePem),
       });
     }
     for (const mailbox of mailboxes) {

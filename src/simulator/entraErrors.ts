@@ -88,6 +88,52 @@ export const EntraErrors = {
   missingCredential: (cid: string, origin: string) =>
     entraError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.", cid, origin),
   invalidAssertion: (text: string, cid: string, origin: string) => entraError(401, 'invalid_client', 700027, text, cid, origin),
+  multipleResources: (scope: string, cid: string, origin: string) =>
+    entraError(400, 'invalid_scope', 28000, `Provided value for the input parameter scope is not valid because it contains more than one resource. Scope ${scope} is not valid.`, cid, origin),
+  // Device code flow (RFC 8628 error names, as Entra ID answers the client's polls).
+  authorizationPending: (cid: string, origin: string) =>
+    entraError(400, 'authorization_pending', 70016, 'OAuth 2.0 device flow error. Authorization is pending. Continue polling.', cid, origin),
+  authorizationDeclined: (cid: string, origin: string) =>
+    entraError(400, 'authorization_declined', 70000, 'The user declined the sign-in request (device flow).', cid, origin),
+  expiredDeviceCode: (cid: string, origin: string) => entraError(400, 'expired_token', 70019, 'Verification code expired.', cid, origin),
+  badVerificationCode: (cid: string, origin: string) =>
+    entraError(400, 'bad_verification_code', 70000, "The provided value for the input parameter 'device_code' is not valid.", cid, origin),
+  // Refresh tokens.
+  invalidGrant: (cid: string, origin: string) => entraError(400, 'invalid_grant', 70000, 'Provided grant is invalid or malformed.', cid, origin),
+  refreshTokenRevoked: (issuedAt: number, cid: string, origin: string) =>
+    entraError(
+      400,
+      'invalid_grant',
+      50173,
+      `The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password. The grant was issued on '${new Date(issuedAt).toISOString()}'.`,
+      cid,
+      origin,
+    ),
+  refreshTokenInactive: (issuedAt: number, cid: string, origin: string) =>
+    entraError(
+      400,
+      'invalid_grant',
+      700082,
+      `The refresh token has expired due to inactivity. The token was issued on ${new Date(issuedAt).toISOString()} and was inactive for ${inactiveFor(issuedAt)}.`,
+      cid,
+      origin,
+    ),
+  signInFrequency: (signedInAt: number, maxSeconds: number, cid: string, origin: string) =>
+    entraError(
+      400,
+      'invalid_grant',
+      70043,
+      `The refresh token has expired or is invalid due to sign-in frequency checks by conditional access. The token was issued on ${new Date(signedInAt).toISOString()} and the maximum allowed lifetime for this request is ${maxSeconds}.`,
+      cid,
+      origin,
+    ),
   temporarilyUnavailable: (cid: string, origin: string) =>
     entraError(503, 'temporarily_unavailable', 90033, 'A transient error has occurred. Please try again.', cid, origin),
 } as const;
+
+/** Entra's 'd.hh:mm:ss' duration since `since`. */
+function inactiveFor(since: number): string {
+  const total = Math.max(0, Math.floor((Date.now() - since) / 1000));
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return `${Math.floor(total / 86_400)}.${pad(Math.floor(total / 3600) % 24)}:${pad(Math.floor(total / 60) % 60)}:${pad(total % 60)}`;
+}

@@ -3,6 +3,7 @@
 // loopback, both with a certificate signed by a CA the caller trusts (NODE_EXTRA_CA_CERTS).
 import { generateCa, generateClientCertificate, generateServerCertificate } from './certs.js';
 import { DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_MAILBOX, Directory } from './directory.js';
+import { DelegatedGrants } from './delegated.js';
 import { Faults } from './faults.js';
 import { startSmtpSubmission, type SmtpSubmission } from './smtpSubmission.js';
 import { startTokenEndpoint } from './tokenEndpoint.js';
@@ -29,14 +30,22 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const rateLimit = options.rateLimit === undefined ? { messages: 30, perSeconds: 60 } : options.rateLimit;
   if (!(tokenLifetimeSeconds > 0)) throw new RangeError('tokenLifetimeSeconds must be positive');
   if (!(maxConnectionsPerMailbox >= 0)) throw new RangeError('maxConnectionsPerMailbox must be 0 (unlimited) or more');
+  const deviceCodeLifetimeSeconds = options.deviceCodeLifetimeSeconds ?? 900;
+  const deviceCodeIntervalSeconds = options.deviceCodeIntervalSeconds ?? 5;
+  const refreshTokenLifetimeSeconds = options.refreshTokenLifetimeSeconds ?? 90 * 86_400;
+  const signInFrequencySeconds = options.signInFrequencySeconds ?? null;
+  for (const [name, value] of Object.entries({ deviceCodeLifetimeSeconds, deviceCodeIntervalSeconds, refreshTokenLifetimeSeconds, signInFrequencySeconds: signInFrequencySeconds ?? 1 })) {
+    if (!(value > 0)) throw new RangeError(`${name} must be positive`);
+  }
   if (rateLimit && !(rateLimit.messages > 0 && rateLimit.perSeconds > 0)) throw new RangeError('rateLimit needs positive messages and perSeconds (or null for none)');
 
   const directory = new Directory(apps, mailboxes);
   const ca = options.ca ?? (await generateCa());
   const tls = await generateServerCertificate(ca);
   const tokens = new TokenStore();
+  const grants = new DelegatedGrants({ deviceCodeLifetimeSeconds, deviceCodeIntervalSeconds, refreshTokenLifetimeSeconds, signInFrequencySeconds });
   const faults = new Faults();
-  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0 };
+  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0 };
   const received: ReceivedMessage[] = [];
   const waiters = new Set<Waiter>();
 
@@ -50,7 +59,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     }
   };
 
-  const tokenEndpoint = await startTokenEndpoint({ host, port: options.httpsPort ?? 0, tls, tenantId, tokenLifetimeSeconds, directory, tokens, faults, stats });
+  const tokenEndpoint = await startTokenEndpoint({ host, port: options.httpsPort ?? 0, tls, tenantId, tokenLifetimeSeconds, directory, tokens, grants, faults, stats });
   let smtp: SmtpSubmission;
   try {
     smtp = await startSmtpSubmission({
@@ -103,6 +112,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     },
     revokeAllTokens() {
       tokens.revokeAll();
+    },
+    approveDeviceCode(userCode, user) {
+      const mailbox = directory.mailbox(user);
+      if (!mailbox) throw new Error(`${user} is not a user (mailbox) of the simulated tenant`);
+      grants.approve(userCode, mailbox.key);
+    },
+    denyDeviceCode(userCode) {
+      grants.decline(userCode);
+    },
+    pendingUserCodes() {
+      return grants.pendingUserCodes();
+    },
+    revokeRefreshTokens(user) {
+      return grants.revoke(user?.trim().toLowerCase());
     },
     reset() {
       faults.clear();

@@ -14,6 +14,7 @@ import type { PemPair } from './certs.js';
 import { maySendAs, type Directory, type MailboxEntry } from './directory.js';
 import { replyError, replyLineError, type Faults } from './faults.js';
 import { fromAddresses } from './fromHeader.js';
+import { SMTP_SCOPES } from './delegated.js';
 import { ConcurrencyLimiter, RateLimiter } from './limits.js';
 import type { TokenStore } from './tokens.js';
 import type { ReceivedMessage, SimulatorStats } from './types.js';
@@ -63,6 +64,8 @@ interface SessionState {
   /** Set once XOAUTH2 succeeded (and a concurrency slot was taken). */
   mailbox?: MailboxEntry;
   clientId?: string;
+  /** The signed-in user, when a delegated token authenticated the session. */
+  user?: string;
 }
 
 const socketKey = (address: string | undefined, port: number | undefined): string => `${(address ?? '').replace(/^::ffff:/, '')}|${port ?? 0}`;
@@ -109,7 +112,13 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
     const mailbox = directory.mailbox(auth.username ?? '');
     if (!mailbox) return fail(Replies.badToken());
     if (!mailbox.smtpAuthEnabled) return fail(Replies.smtpAuthDisabled());
-    if (!mailbox.apps.has(check.token.clientId.toLowerCase())) return fail(Replies.badToken());
+    const delegated = check.token.delegated;
+    if (delegated) {
+      // A delegated token opens the signed-in user's own mailbox only, and only with SMTP.Send.
+      if (delegated.user !== mailbox.key || !SMTP_SCOPES.has(delegated.scope)) return fail(Replies.badToken());
+    } else if (!mailbox.apps.has(check.token.clientId.toLowerCase())) {
+      return fail(Replies.badToken());
+    }
 
     if (!concurrency.acquire(mailbox.key)) {
       stats.throttled++;
@@ -119,6 +128,7 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
     const state = stateOf(session);
     state.mailbox = mailbox;
     state.clientId = check.token.clientId;
+    if (delegated) state.user = delegated.user;
     stats.authSuccesses++;
     callback(null, { user: mailbox.address });
   }
@@ -171,6 +181,7 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
       options.onMessage({
         mailbox: mailbox.address,
         clientId: state.clientId,
+        ...(state.user !== undefined && { user: state.user }),
         envelope: { from: envelopeFrom, to: session.envelope.rcptTo.map((r) => r.address) },
         raw,
         queueId,

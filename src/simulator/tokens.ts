@@ -7,6 +7,8 @@ export interface IssuedToken {
   /** Epoch milliseconds. */
   expiresAt: number;
   revoked: boolean;
+  /** Absent for app-only tokens; for a delegated token, the signed-in user and the granted scope. */
+  delegated?: { user: string; scope: string };
 }
 
 export type TokenCheck = { ok: true; token: IssuedToken } | { ok: false; reason: 'unknown' | 'expired' | 'revoked' };
@@ -14,11 +16,14 @@ export type TokenCheck = { ok: true; token: IssuedToken } | { ok: false; reason:
 export class TokenStore {
   private readonly tokens = new Map<string, IssuedToken>();
 
-  issue(clientId: string, tenant: string, lifetimeSeconds: number): string {
+  /** An app-only token, or with `delegated` a token for that user (lowercased address) and scope. */
+  issue(clientId: string, tenant: string, lifetimeSeconds: number, delegated?: { user: string; scope: string }): string {
     this.prune();
     // Opaque and unguessable; real ones are JWTs, but nothing may rely on their content.
     const accessToken = `sim.${randomBytes(32).toString('base64url')}`;
-    this.tokens.set(accessToken, { clientId, tenant, expiresAt: Date.now() + lifetimeSeconds * 1000, revoked: false });
+    const token: IssuedToken = { clientId, tenant, expiresAt: Date.now() + lifetimeSeconds * 1000, revoked: false };
+    if (delegated) token.delegated = delegated;
+    this.tokens.set(accessToken, token);
     return accessToken;
   }
 

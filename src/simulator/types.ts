@@ -7,6 +7,11 @@ export interface SimulatorApp {
   certificatePem?: string;
   /** The app's secret exists but has expired: using it gets AADSTS7000222. */
   secretExpired?: boolean;
+  /**
+   * "Allow public client flows" (device code, refresh without a credential). Default: true for an
+   * app without a secret or certificate, false otherwise.
+   */
+  publicClient?: boolean;
 }
 
 export interface SimulatorMailbox {
@@ -38,6 +43,13 @@ export interface SimulatorOptions {
   ca?: { certPem: string; keyPem: string };
   httpsPort?: number;
   smtpPort?: number;
+  /** Device codes: lifetime (default 900 s) and polling interval (default 5 s; fractions allowed). */
+  deviceCodeLifetimeSeconds?: number;
+  deviceCodeIntervalSeconds?: number;
+  /** A refresh token unused this long expires (AADSTS700082); each use returns a new one. Default 90 days. */
+  refreshTokenLifetimeSeconds?: number;
+  /** Conditional Access sign-in frequency: refresh refused (AADSTS70043) once the sign-in is this old. Default none. */
+  signInFrequencySeconds?: number | null;
 }
 
 export interface ReceivedMessage {
@@ -45,6 +57,8 @@ export interface ReceivedMessage {
   mailbox: string;
   /** The app whose token authenticated the session. */
   clientId: string;
+  /** With a delegated token: the signed-in user (lowercased address); absent for app-only tokens. */
+  user?: string;
   envelope: { from: string; to: string[] };
   /** The message bytes exactly as received (dot-unstuffed). */
   raw: Buffer;
@@ -60,6 +74,9 @@ export interface SimulatorStats {
   connections: number;
   maxConcurrentPerMailbox: number;
   throttled: number;
+  deviceCodesIssued: number;
+  /** Refresh tokens redeemed (each rotated to a new one). */
+  refreshTokensRedeemed: number;
 }
 
 export interface SimulatorFaults {
@@ -94,6 +111,18 @@ export interface Simulator {
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
   /** Tokens already issued now get 535 5.7.3 (msal still caches them). */
   revokeAllTokens(): void;
+  /**
+   * The user signs in at the verification page and enters `userCode` (from the device code
+   * message): the client's next poll gets tokens for `user`, which must be a mailbox of the tenant.
+   * Throws for an unknown, expired or already used code.
+   */
+  approveDeviceCode(userCode: string, user: string): void;
+  /** The user declines the sign-in: the client's next poll gets authorization_declined. */
+  denyDeviceCode(userCode: string): void;
+  /** User codes of device codes still waiting for a sign-in. */
+  pendingUserCodes(): string[];
+  /** Revokes the refresh tokens of `user` (every user's when absent): invalid_grant AADSTS50173. Returns how many. */
+  revokeRefreshTokens(user?: string): number;
   /** Clears faults, received messages and the rate-limit history. */
   reset(): void;
   close(): Promise<void>;
