@@ -3,13 +3,14 @@ import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
 import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
+import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { TokenError } from './oauth/index.js';
-import { AccountSetupError, createTokenSource, createTransport } from './relay/index.js';
+import { AccountSetupError, createTokenSource, createTransport, delegatedSettings, makeAccountFactory } from './relay/index.js';
 import { QueueAdmin, QueueCommandError, Spool } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
@@ -22,6 +23,9 @@ Usage:
   m365-relay send-test --to ADDRESS --config FILE [--from ADDRESS] [--user NAME] [--timeout SECONDS]
                                                send a test message through the running relay and
                                                follow it until delivered (password: M365_RELAY_PASSWORD)
+  m365-relay login --config FILE [--account NAME] [--timeout SECONDS]
+                                               sign a flow: device-code account's mailbox in (device code);
+                                               the token cache is written for the relay to use
   m365-relay queue list --config FILE [--json] list every message in the spool
   m365-relay queue show ID --config FILE [--json]
                                                one message: envelope, recipients, history, headers
@@ -44,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'send-test':
       return sendTestCommand(rest);
+    case 'login':
+      return loginCommandFor(rest);
     case 'queue':
       return queue(rest);
     case 'hash-password':
@@ -74,7 +80,7 @@ async function run(args: string[]): Promise<number> {
   const config = load(file);
   const metrics = new RelayMetrics();
   const logger = createLogger({ level: config.log.level, onEvent: (event) => metrics.observe(event) });
-  const relay = await startRelay(config, logger, { metrics });
+  const relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file }) });
   process.on('SIGHUP', () => {
     // Reload: an invalid new file is refused and the running configuration stays.
     try {
@@ -116,11 +122,11 @@ async function checkConfig(args: string[]): Promise<number> {
   const config = load(file);
   // What the daemon builds at start (no network): an account this build cannot serve fails here too.
   for (const account of accountsOf(config).values()) {
-    const tokens = createTokenSource(account, silentLogger());
+    const tokens = createTokenSource(account, silentLogger(), { configFile: file });
     createTransport(account, tokens, silentLogger()).close();
   }
   process.stdout.write(describeConfig(file, config));
-  return values.connect ? connectCheck(config, process.stdout) : 0;
+  return values.connect ? connectCheck(config, process.stdout, file) : 0;
 }
 
 async function sendTestCommand(args: string[]): Promise<number> {
@@ -135,6 +141,37 @@ async function sendTestCommand(args: string[]): Promise<number> {
     user = { username: values.user, password };
   }
   return sendTest(load(file), { to: values.to, from: values.from as string | undefined, user, timeoutMs: timeout * 1000, out: process.stdout });
+}
+
+/** `login --config FILE [--account NAME]`: device-code sign-in for a delegated account. */
+async function loginCommandFor(args: string[]): Promise<number> {
+  const { file, values } = configOption(args, { account: { type: 'string' }, timeout: { type: 'string' } });
+  const config = load(file);
+  const accounts = accountsOf(config);
+  const delegated = [...accounts.values()].filter((a) => a.flow === 'device-code');
+  const name = typeof values.account === 'string' ? values.account : delegated.length === 1 ? delegated[0]!.name : undefined;
+  if (name === undefined) {
+    throw new UsageError(
+      delegated.length === 0
+        ? 'no account in this configuration uses flow: device-code; login is only for delegated sign-in'
+        : `several accounts use flow: device-code (${delegated.map((a) => a.name).join(', ')}): choose one with --account NAME`,
+    );
+  }
+  const account = accounts.get(name);
+  if (!account) throw new UsageError(`there is no account "${name}" (known: ${[...accounts.keys()].join(', ')})`);
+  if (account.flow !== 'device-code') throw new UsageError(`account ${name} uses flow: ${account.flow}; login is only for flow: device-code`);
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
+  if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout takes a number of seconds');
+  return loginCommand({
+    account: {
+      name,
+      configFile: file,
+      ...delegatedSettings(account),
+      requestTimeout: account.tokenTimeout,
+      ...(timeout !== undefined && { timeout }),
+    },
+    out: process.stdout,
+  });
 }
 
 const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete'] as const;

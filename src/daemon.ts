@@ -74,7 +74,7 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
     if (config.http) {
       const metrics = options.metrics;
       if (!metrics) throw new Error('http is configured but no metrics were given to startRelay');
-      metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections() });
+      metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections(), signins: () => signins(worker) });
       http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker) });
     }
   } catch (err) {
@@ -144,6 +144,17 @@ async function queueFigures(spool: Spool): Promise<{ counts: Record<string, numb
  * default account's fields at the top as before and each account under `accounts`); Exchange
  * answered every account's last attempts (`upstream`, likewise).
  */
+/** Delegated accounts' sign-in ends, for the metric; null when the sign-in is lost. */
+function signins(worker: RelayWorker): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  for (const [account, lane] of Object.entries(worker.health())) {
+    const token = lane.token;
+    if (token.signinExpiresAt === undefined) continue; // app-only: no sign-in to lapse
+    out[account] = token.needsLogin ? null : token.signinExpiresAt;
+  }
+  return out;
+}
+
 function readiness(spool: Spool, worker: RelayWorker) {
   let probe: { at: number; result: { ok: boolean; error: string | null } } | null = null;
   return async () => {

@@ -3,9 +3,13 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { startRelay } from '../src/daemon.js';
+import { DelegatedTokenProvider } from '../src/oauth/index.js';
 import { silentLogger } from '../src/observability/logger.js';
 import { AccountSetupError, createTokenSource, createTransport } from '../src/relay/index.js';
 import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, startInProcessRelay, toConfig } from './helpers/harness.js';
+
+/** A device-code account whose cache key is too weak to use: refused when its token source is built. */
+const WEAK_KEY = { flow: 'device-code', tokenCacheKey: 'short' };
 
 describe('account factory', () => {
   const suite = simulatorSuite();
@@ -18,25 +22,24 @@ describe('account factory', () => {
       }),
     );
 
-  test('smtp with client credentials is built; graph and device-code are refused naming the account', () => {
+  test('client credentials and device code are built; an unusable tokenCacheKey is refused naming the account', () => {
     const spool = join(suite.dir(), 'spool');
     const ok = withAccount(spool, { clientSecret: 's' }).accounts.alerts!;
     const tokens = createTokenSource(ok, silentLogger());
     createTransport(ok, tokens, silentLogger()).close();
 
-    const graph = withAccount(spool, { clientSecret: 's', transport: 'graph' }).accounts.alerts!;
-    assert.throws(() => createTransport(graph, createTokenSource(graph, silentLogger()), silentLogger()), (err: unknown) => {
+    const device = withAccount(spool, { flow: 'device-code' }).accounts.alerts!;
+    assert.ok(createTokenSource(device, silentLogger()) instanceof DelegatedTokenProvider);
+    assert.throws(() => createTokenSource(withAccount(spool, WEAK_KEY).accounts.alerts!, silentLogger()), (err: unknown) => {
       assert.ok(err instanceof AccountSetupError);
       assert.equal(err.account, 'alerts');
-      assert.match(err.message, /^accounts\.alerts: transport graph is not available in this build/);
+      assert.match(err.message, /^accounts\.alerts\.tokenCacheKey: /);
       return true;
     });
-    const device = withAccount(spool, { flow: 'device-code' }).accounts.alerts!;
-    assert.throws(() => createTokenSource(device, silentLogger()), /accounts\.alerts: flow device-code \(delegated sign-in\) is not available in this build/);
   });
 
   test('the daemon refuses to start with an account it cannot serve', async () => {
-    const config = withAccount(join(suite.dir(), 'spool'), { clientSecret: 's', transport: 'graph' });
+    const config = withAccount(join(suite.dir(), 'spool'), WEAK_KEY);
     await assert.rejects(startRelay(config, silentLogger()), AccountSetupError);
   });
 
@@ -45,9 +48,9 @@ describe('account factory', () => {
     const spool = join(suite.dir(), 'spool');
     const r = await startInProcessRelay(rawConfigFor(suite.sim, spool, { allowNetworks: ['10.0.0.0/8'], users: [{ username: 'dev', password: 'pw' }] }));
     t.after(() => r.stop());
-    const next = withAccount(spool, { clientSecret: 's', transport: 'graph' });
+    const next = withAccount(spool, WEAK_KEY);
     // The new file would also open allowNetworks to loopback: refused as a whole, it does not.
-    assert.throws(() => r.relay.reload(next), /transport graph is not available/);
+    assert.throws(() => r.relay.reload(next), /accounts\.alerts\.tokenCacheKey/);
     await assert.rejects(sendMessage(r.port, { from: 'a@ops.contoso.com', raw: sampleMessage({ from: 'a@ops.contoso.com' }) }), /530/);
     await sendMessage(r.port, { auth: { user: 'dev', pass: 'pw' }, from: 'a@ops.contoso.com', raw: sampleMessage({ from: 'a@ops.contoso.com' }) });
     const [got] = await suite.sim.waitForMessages(1);

@@ -53,7 +53,7 @@ describe('check-config --connect', () => {
     const file = join(work, 'relay.yaml');
     writeFileSync(file, stringify(rawConfigFor(suite.sim, join(work, 'spool'))));
     const { stdout } = await run(process.execPath, [CLI, 'check-config', '--config', file, '--connect'], { timeout: 30_000 });
-    assert.match(stdout, /\[ok {2}\] token from https:\/\/127\.0\.0\.1:\d+ for app/);
+    assert.match(stdout, /\[ok {2}\] token for app \S+ from https:\/\/127\.0\.0\.1:\d+/);
     assert.match(stdout, /\[ok {2}\] SMTP session with 127\.0\.0\.1:\d+ \(STARTTLS, AUTH XOAUTH2 as relay@contoso\.com\)/);
     assert.match(stdout, /Ready:/);
     assert.equal(suite.sim.stats.authSuccesses, before + 1, 'one real XOAUTH2 login');
@@ -117,14 +117,14 @@ describe('check-config --connect', () => {
       (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
     );
     assert.equal(result.code, 1, result.stdout);
-    assert.match(result.stdout, /\[FAIL\] token from/);
+    assert.match(result.stdout, /\[FAIL\] token for app/);
     assert.match(result.stdout, /TLS certificate of https:\/\/127\.0\.0\.1:\d+ is not trusted/);
   });
 });
 
 describe('token claims (Entra ID JWTs, read only to explain)', () => {
   const jwt = (claims: Record<string, unknown>) => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
-  const account = { scope: 'https://outlook.office365.com/.default', clientId: APP };
+  const account = { scope: 'https://outlook.office365.com/.default', graphScope: 'https://graph.microsoft.com/.default', clientId: APP, transport: 'smtp' as const, flow: 'client-credentials' as const };
 
   test('a token for Exchange with SMTP.SendAsApp passes', () => {
     const findings = inspectTokenClaims(jwt({ aud: 'https://outlook.office365.com', roles: ['SMTP.SendAsApp'], tid: 't' }), account);
@@ -142,6 +142,15 @@ describe('token claims (Entra ID JWTs, read only to explain)', () => {
     assert.equal(missing?.ok, false);
     assert.equal(missing?.warning, true, 'a warning: RBAC for Applications grants access without the Entra role');
     assert.match(missing?.fix ?? '', /Grant admin consent/);
+  });
+
+  test('a delegated token is read for its scp scopes; a Graph token for Mail.Send', () => {
+    const delegated = { ...account, scope: 'https://outlook.office.com/SMTP.Send', flow: 'device-code' as const };
+    assert.deepEqual(inspectTokenClaims(jwt({ aud: 'https://outlook.office.com', scp: 'SMTP.Send User.Read' }), delegated).map((f) => f.ok), [true]);
+    assert.match(inspectTokenClaims(jwt({ aud: 'https://outlook.office.com', scp: 'User.Read' }), delegated)[0]?.fix ?? '', /Delegated permissions > SMTP\.Send/);
+    const graph = { ...account, transport: 'graph' as const };
+    assert.deepEqual(inspectTokenClaims(jwt({ aud: 'https://graph.microsoft.com', roles: ['Mail.Send'] }), graph).map((f) => f.ok), [true]);
+    assert.ok(inspectTokenClaims(jwt({ aud: 'https://outlook.office365.com', roles: ['Mail.Send'] }), graph).some((f) => f.step === 'token audience'));
   });
 
   test('an opaque token has nothing to read', () => {

@@ -2,6 +2,8 @@
 // upstream checked for real, each failure with its fix.
 import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
+import { silentLogger } from '../observability/logger.js';
+import { createTokenSource } from '../relay/accountFactory.js';
 
 export function describeConfig(file: string, config: RelayConfig): string {
   return (
@@ -21,11 +23,12 @@ function describeRoute(r: RouteConfig): string {
 }
 
 /** Exit code 0 when every account checks out (warnings allowed), 1 otherwise. */
-export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStream): Promise<number> {
+export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStream, configFile?: string): Promise<number> {
   let failed = false;
   for (const account of accountsOf(config).values()) {
     out.write(`\naccount ${account.name} (${account.mailbox}):\n`);
-    const findings = await checkUpstream(account);
+    const tokens = createTokenSource(account, silentLogger(), { configFile });
+    const findings = await checkUpstream(account, tokens);
     for (const finding of findings) {
       out.write(formatFinding(finding));
       if (!finding.ok && !finding.warning) failed = true;

@@ -2,9 +2,8 @@
 // STARTTLS, AUTH XOAUTH2, QUIT) and turns any failure into the problem and its fix in plain words.
 import { get as httpsGet } from 'node:https';
 import nodemailer, { type TransportOptions } from 'nodemailer';
-import type { Microsoft365Config } from '../config/index.js';
-import { TokenError, TokenProvider, type AccessToken } from '../oauth/index.js';
-import { silentLogger } from '../observability/logger.js';
+import type { AccountConfig, Microsoft365Config } from '../config/index.js';
+import { TokenError, type AccessToken, type TokenSource } from '../oauth/index.js';
 import { provideTokens, submissionOptions } from '../relay/transport.js';
 import { inspectTokenClaims } from './tokenClaims.js';
 
@@ -21,12 +20,14 @@ export interface Finding {
   warning?: boolean;
 }
 
-/** The whole check for one Microsoft 365 account; stops at the first step that fails. */
-export async function checkUpstream(account: Microsoft365Config): Promise<Finding[]> {
+/**
+ * The whole check for one Microsoft 365 account, with the token source the relay would use (app
+ * credentials or the signed-in user's cache); stops at the first step that fails.
+ */
+export async function checkUpstream(account: AccountConfig, tokens: TokenSource): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const tokens = new TokenProvider(account, silentLogger());
   let token: AccessToken;
-  const tokenStep = `token from ${account.authorityHost} for app ${account.clientId}`;
+  const tokenStep = `${account.flow === 'device-code' ? `delegated token for ${account.mailbox} (token cache ${account.tokenCacheFile})` : `token for app ${account.clientId}`} from ${account.authorityHost}`;
   try {
     token = await tokens.getToken();
     findings.push({ step: tokenStep, ok: true, detail: `obtained, valid until ${token.expiresOn.toISOString()}` });
@@ -40,6 +41,11 @@ export async function checkUpstream(account: Microsoft365Config): Promise<Findin
   }
 
   findings.push(...inspectTokenClaims(token.accessToken, account));
+  if (account.transport === 'graph') {
+    // Graph has no way to log in without sending; Mail.Send is proven by a real message.
+    findings.push({ step: `Graph sendMail at ${account.graphHost}`, ok: true, detail: 'not tried without sending: run m365-relay send-test to prove Mail.Send for the mailbox' });
+    return findings;
+  }
 
   const smtpStep = `SMTP session with ${account.smtpHost}:${account.smtpPort} (STARTTLS, AUTH XOAUTH2 as ${account.mailbox}), nothing sent`;
   const transporter = nodemailer.createTransport({ ...submissionOptions(account) } as TransportOptions);

@@ -6,6 +6,8 @@ export interface MetricSources {
   queue(): Promise<{ counts: Record<string, number>; oldestReceivedAt: number | null }>;
   /** Open SMTP connections per listener ("host:port"). */
   connections(): Record<string, number>;
+  /** Delegated (device-code) accounts: when each sign-in lapses unless renewed (ISO time), null once lost or unknown. */
+  signins?(): Record<string, string | null>;
 }
 
 /**
@@ -74,6 +76,18 @@ export class RelayMetrics {
       },
     });
   }
+
+  private readonly signinGauge = new Gauge({
+    name: 'm365relay_signin_expires_in_seconds',
+    help: 'Delegated sign-ins: seconds until the sign-in lapses unless renewed (0 when lost: run m365-relay login)',
+    labelNames: ['account'],
+    registers: [this.registry],
+    collect: () => {
+      const signins = this.sources?.signins?.() ?? {};
+      this.signinGauge.reset();
+      for (const [account, at] of Object.entries(signins)) this.signinGauge.set({ account }, at ? Math.max(0, (Date.parse(at) - Date.now()) / 1000) : 0);
+    },
+  });
 
   setSources(sources: MetricSources): void {
     this.sources = sources;

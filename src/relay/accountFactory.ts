@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { AccountConfig } from '../config/index.js';
-import { TokenProvider, type TokenSource } from '../oauth/index.js';
+import { DelegatedTokenProvider, TokenCacheError, TokenProvider, type DelegatedAccountSettings, type TokenSource } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
 import { SubmissionTransport, type SendResult } from './transport.js';
 
@@ -12,7 +12,8 @@ import { SubmissionTransport, type SendResult } from './transport.js';
 
 /** A token source the worker can run per account: health for /readyz, background renewal. */
 export interface AccountTokenSource extends TokenSource {
-  health(): { ok: boolean; expiresOn: string | null; lastError: string | null };
+  /** Delegated sign-ins also say when the sign-in lapses and whether only `login` can bring it back. */
+  health(): { ok: boolean; expiresOn: string | null; lastError: string | null; signinExpiresAt?: string | null; needsLogin?: boolean };
   startBackgroundRefresh(): void;
   stopBackgroundRefresh(): void;
 }
@@ -49,16 +50,49 @@ export function accountKey(account: AccountConfig): string {
   return account.name === 'default' ? 'microsoft365' : `accounts.${account.name}`;
 }
 
-/** Creates the account's token source; nothing is requested from Entra ID until it is used. */
-export function createTokenSource(account: AccountConfig, logger: Logger): AccountTokenSource {
+export interface FactoryContext {
+  /** The configuration file, named in advice such as "run m365-relay login --config FILE --account NAME". */
+  configFile?: string;
+}
+
+/** The scope the account's tokens are for: Exchange (SMTP) or Graph, per its transport. */
+export function tokenScope(account: AccountConfig): string {
+  return account.transport === 'graph' ? account.graphScope : account.scope;
+}
+
+/**
+ * Creates the account's token source; nothing is requested from Entra ID until it is used (a
+ * device-code account reads its token cache then). The child logger puts `account` on every token line.
+ */
+export function createTokenSource(account: AccountConfig, logger: Logger, context: FactoryContext = {}): AccountTokenSource {
+  const log = logger.child({ account: account.name });
   if (account.flow === 'device-code') {
-    throw new AccountSetupError(
-      account.name,
-      `${accountKey(account)}: flow device-code (delegated sign-in) is not available in this build; use flow: client-credentials with clientSecret or clientCertificate`,
-    );
+    try {
+      return delegated(account, log, context);
+    } catch (err) {
+      // An unusable tokenCacheKey is found when the provider is built: refuse the account at start.
+      if (err instanceof TokenCacheError) throw new AccountSetupError(account.name, `${accountKey(account)}.tokenCacheKey: ${err.message}; ${err.advice}`);
+      throw err;
+    }
   }
-  // The child logger puts `account` on every token line (token, token-failed, msal).
-  return new TokenProvider(account, logger.child({ account: account.name }));
+  return new TokenProvider({ ...account, scope: tokenScope(account) }, log);
+}
+
+/** What the sign-in needs of a device-code account: shared by the relay and `m365-relay login`. */
+export function delegatedSettings(account: AccountConfig): DelegatedAccountSettings {
+  return {
+    tenantId: account.tenantId,
+    clientId: account.clientId,
+    authorityHost: account.authorityHost,
+    mailbox: account.mailbox,
+    scopes: [tokenScope(account)],
+    cacheFile: account.tokenCacheFile,
+    ...(account.tokenCacheKey !== undefined && { cacheKey: account.tokenCacheKey }),
+  };
+}
+
+function delegated(account: AccountConfig, log: Logger, context: FactoryContext): DelegatedTokenProvider {
+  return new DelegatedTokenProvider({ ...delegatedSettings(account), tokenTimeout: account.tokenTimeout, configFile: context.configFile, accountName: account.name }, log);
 }
 
 /** Creates the account's transport; connections open when the first message is sent. */
@@ -69,4 +103,8 @@ export function createTransport(account: AccountConfig, tokens: AccountTokenSour
   return new SubmissionTransport(account, tokens);
 }
 
-export const defaultAccountFactory: AccountFactory = { createTokenSource, createTransport };
+export function makeAccountFactory(context: FactoryContext = {}): AccountFactory {
+  return { createTokenSource: (account, logger) => createTokenSource(account, logger, context), createTransport };
+}
+
+export const defaultAccountFactory: AccountFactory = makeAccountFactory();

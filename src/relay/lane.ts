@@ -14,7 +14,7 @@ export interface UpstreamHealth {
 }
 
 export interface LaneHealth {
-  token: { ok: boolean; expiresOn: string | null; lastError: string | null };
+  token: ReturnType<AccountTokenSource['health']>;
   upstream: UpstreamHealth;
   /** ISO time until which deliveries rest (throttling, quota, unreachable upstream); null when not paused. */
   pausedUntil: string | null;
