@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { PublicClientApplication, type AuthenticationResult } from '@azure/msal-node';
-import nodemailer from 'nodemailer';
 import { startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator/index.js';
 import { loadTestCa } from './helpers/testCa.js';
 import { waitFor } from './helpers/wait.js';
+import { xoauth2Transport } from './helpers/xoauth2.js';
 
 const PUBLIC_APP = 'aaaaaaaa-0000-0000-0000-000000000001';
 const CONFIDENTIAL_APP = 'aaaaaaaa-0000-0000-0000-000000000002';
@@ -61,16 +61,7 @@ async function post(sim: Simulator, path: string, params: Record<string, string>
 }
 
 async function smtpSend(sim: Simulator, user: string, accessToken: string, from = user) {
-  const transport = nodemailer.createTransport({
-    host: sim.smtpHost,
-    port: sim.smtpPort,
-    secure: false,
-    requireTLS: true,
-    auth: { type: 'OAuth2', user, accessToken },
-    connectionTimeout: 5_000,
-    greetingTimeout: 5_000,
-    socketTimeout: 5_000,
-  });
+  const transport = xoauth2Transport(sim, accessToken, user);
   try {
     return await transport.sendMail({ envelope: { from, to: ['bob@contoso.com'] }, raw: `From: ${from}\r\nTo: bob@contoso.com\r\nSubject: hi\r\n\r\nhello\r\n` });
   } finally {

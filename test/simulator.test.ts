@@ -10,6 +10,7 @@ import { ConfidentialClientApplication } from '@azure/msal-node';
 import nodemailer from 'nodemailer';
 import { generateClientCertificate, startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator/index.js';
 import { loadTestCa } from './helpers/testCa.js';
+import { xoauth2Transport } from './helpers/xoauth2.js';
 
 const CLIENT_ID = '11111111-2222-3333-4444-555555555555';
 const SECRET = 'sim-secret';
@@ -58,16 +59,7 @@ async function msalFailure(promise: Promise<unknown>): Promise<MsalError> {
 }
 
 function transport(sim: Simulator, accessToken: string, user = MAILBOX) {
-  return nodemailer.createTransport({
-    host: sim.smtpHost,
-    port: sim.smtpPort,
-    secure: false,
-    requireTLS: true,
-    auth: { type: 'OAuth2', user, accessToken },
-    connectionTimeout: 5_000,
-    greetingTimeout: 5_000,
-    socketTimeout: 5_000,
-  });
+  return xoauth2Transport(sim, accessToken, user);
 }
 
 /** Sends with a fresh transport and closes it; resolves with the info or the error. */

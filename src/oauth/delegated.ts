@@ -6,11 +6,10 @@ import { TokenError, toTokenError } from './errors.js';
 import { createPublicClient, loginCommandLine, type DelegatedAccountSettings, type LoginCommandTarget } from './publicClient.js';
 import { TokenCacheError, TokenCacheFile, type SigninRecord } from './tokenCache.js';
 import type { AccessToken, TokenSource } from './tokenProvider.js';
+import { MSAL_RENEWAL_OFFSET_MS, singleFlightToken, type FlightKey } from './singleFlight.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
-/** msal-node serves a cached access token until this long before it expires. */
-const MSAL_RENEWAL_OFFSET_MS = 300_000;
 const MIN_REFRESH_DELAY_MS = 5_000;
 const REFRESH_RETRY_MS = 30_000;
 /** While the sign-in is lost, look again this often (an administrator may have run login). */
@@ -54,7 +53,7 @@ export interface DelegatedHealth {
 export class DelegatedTokenProvider implements TokenSource {
   private readonly cache: TokenCacheFile;
   private readonly app: PublicClientApplication;
-  private readonly inflight = new Map<'cached' | 'forced', Promise<AccessToken>>();
+  private readonly inflight = new Map<FlightKey, Promise<AccessToken>>();
   private readonly keepAliveMs: number;
   private readonly lifetimeMs: number;
   private readonly warnBeforeMs: number;
@@ -82,15 +81,7 @@ export class DelegatedTokenProvider implements TokenSource {
   }
 
   getToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
-    if (!options.forceRefresh && this.current && this.current.expiresOn.getTime() - Date.now() > MSAL_RENEWAL_OFFSET_MS + 60_000) {
-      return Promise.resolve(this.current);
-    }
-    const key = options.forceRefresh ? 'forced' : 'cached';
-    const running = this.inflight.get(key);
-    if (running) return running;
-    const request = this.fetch(key === 'forced').finally(() => this.inflight.delete(key));
-    this.inflight.set(key, request);
-    return request;
+    return singleFlightToken(this.current, this.inflight, options.forceRefresh, (forced) => this.fetch(forced));
   }
 
   /** For /readyz. */

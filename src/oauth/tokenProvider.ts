@@ -4,9 +4,8 @@ import { ConfidentialClientApplication, LogLevel, type Configuration } from '@az
 import type { Microsoft365Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { TokenError, toTokenError } from './errors.js';
+import { MSAL_RENEWAL_OFFSET_MS, singleFlightToken, type FlightKey } from './singleFlight.js';
 
-/** msal-node serves a cached token until this long before it expires, then fetches a new one. */
-const MSAL_RENEWAL_OFFSET_MS = 300_000;
 const MIN_REFRESH_DELAY_MS = 5_000;
 const REFRESH_RETRY_MS = 30_000;
 
@@ -28,7 +27,7 @@ export interface TokenSource {
  */
 export class TokenProvider implements TokenSource {
   private readonly app: ConfidentialClientApplication;
-  private readonly inflight = new Map<'cached' | 'forced', Promise<AccessToken>>();
+  private readonly inflight = new Map<FlightKey, Promise<AccessToken>>();
   private refreshTimer: NodeJS.Timeout | null = null;
   private refreshing = false;
   /** The newest token, served without asking msal while msal itself would still serve it. */
@@ -43,17 +42,7 @@ export class TokenProvider implements TokenSource {
   }
 
   getToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
-    // msal's cache lookup costs more than the rest of a delivery's bookkeeping; skip it while the
-    // token we hold is one msal would return anyway.
-    if (!options.forceRefresh && this.current && this.current.expiresOn.getTime() - Date.now() > MSAL_RENEWAL_OFFSET_MS + 60_000) {
-      return Promise.resolve(this.current);
-    }
-    const key = options.forceRefresh ? 'forced' : 'cached';
-    const running = this.inflight.get(key);
-    if (running) return running;
-    const request = this.fetch(key === 'forced').finally(() => this.inflight.delete(key));
-    this.inflight.set(key, request);
-    return request;
+    return singleFlightToken(this.current, this.inflight, options.forceRefresh, (forced) => this.fetch(forced));
   }
 
   /** For /readyz: a token is held and valid, and the last request did not fail. */
