@@ -65,7 +65,7 @@ describe('check-config --connect', () => {
     { name: 'expired client secret', m365: () => ({ clientId: EXPIRED_APP, clientSecret: 'old-secret' }), expect: [/AADSTS7000222/, /has expired: create a new secret/] },
     { name: 'unknown app', m365: () => ({ clientId: '99999999-2222-3333-4444-555555555555' }), expect: [/AADSTS700016/, /not known in this tenant/] },
     { name: 'unknown tenant', m365: () => ({ tenantId: 'fabrikam.onmicrosoft.com' }), expect: [/AADSTS90002/, /check microsoft365\.tenantId/] },
-    { name: 'wrong scope', m365: () => ({ scope: 'https://graph.microsoft.com/.default' }), expect: [/AADSTS70011/, /scope is invalid/] },
+    { name: 'wrong scope', m365: () => ({ scope: 'https://outlook.office365.com/SMTP.Send' }), expect: [/AADSTS70011/, /scope is invalid/] },
     {
       name: 'app without mailbox permission (or no Exchange service principal)',
       m365: () => ({ clientId: UNPERMITTED_APP, clientSecret: 'other-secret' }),

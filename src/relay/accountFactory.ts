@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { AccountConfig } from '../config/index.js';
 import { DelegatedTokenProvider, TokenCacheError, TokenProvider, type DelegatedAccountSettings, type TokenSource } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
+import { GraphTransport } from './graphTransport.js';
 import { SubmissionTransport, type SendResult } from './transport.js';
 
 /**
@@ -97,9 +98,7 @@ function delegated(account: AccountConfig, log: Logger, context: FactoryContext)
 
 /** Creates the account's transport; connections open when the first message is sent. */
 export function createTransport(account: AccountConfig, tokens: AccountTokenSource, _logger: Logger): MessageTransport {
-  if (account.transport === 'graph') {
-    throw new AccountSetupError(account.name, `${accountKey(account)}: transport graph is not available in this build; use transport: smtp`);
-  }
+  if (account.transport === 'graph') return new GraphTransport({ graphHost: account.graphHost, mailbox: account.mailbox, timeoutMs: account.smtpTimeout }, tokens);
   return new SubmissionTransport(account, tokens);
 }
 

@@ -13,6 +13,11 @@ export interface UpstreamFailure {
   message?: string;
   /** For token failures: 'configuration' or 'transient'. */
   tokenKind?: 'configuration' | 'transient';
+  /** Microsoft Graph: the HTTP status and Graph's error code (ErrorAccessDenied, ApplicationThrottled...). */
+  httpStatus?: number;
+  graphCode?: string;
+  /** Graph's Retry-After, when it gave one: how long the mailbox should rest. */
+  retryAfterMs?: number;
 }
 
 export type FailureClass =
@@ -44,7 +49,32 @@ interface Rule {
 
 const enhanced = (code: string) => (_f: UpstreamFailure, text: string) => new RegExp(`\\b${code.replace(/\./g, '\\.')}\\b`).test(text);
 
+const graph = (test: (status: number, code: string) => boolean) => (f: UpstreamFailure) => f.httpStatus !== undefined && test(f.httpStatus, f.graphCode ?? '');
+
+/** Graph's answers (HTTP status and error code), checked before the SMTP rules. */
+const GRAPH_RULES: readonly Rule[] = [
+  { when: graph((s) => s === 429), then: { class: 'throttled', reason: 'graph-throttled' } },
+  { when: graph((s) => s === 401), then: { class: 'token-rejected', reason: 'token-rejected' } },
+  {
+    when: graph((s) => s === 403),
+    then: {
+      class: 'configuration',
+      reason: 'graph-access-denied',
+      advice:
+        'Graph refused to send as the mailbox: grant the app the Microsoft Graph application permission Mail.Send with admin consent, and if an application access policy or RBAC for Applications limits it, include this mailbox',
+    },
+  },
+  {
+    when: graph((s, code) => s === 404 && /InvalidUser|ResourceNotFound|MailboxNotEnabled|UserNotFound/i.test(code)),
+    then: { class: 'configuration', reason: 'mailbox-not-found', advice: 'the mailbox does not exist in this tenant (or has no Exchange Online licence): check the account\'s mailbox' },
+  },
+  { when: graph((s) => s === 413), then: { class: 'permanent', reason: 'message-too-large' } },
+  { when: graph((s) => s >= 500 || s === 408 || s === 409 || s === 423), then: { class: 'transient', reason: 'temporary-failure' } },
+  { when: graph((s) => s >= 400 && s < 500), then: { class: 'permanent', reason: 'graph-rejected' } },
+];
+
 export const RULES: readonly Rule[] = [
+  ...GRAPH_RULES,
   {
     when: enhanced('5.7.139'),
     then: {

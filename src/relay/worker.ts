@@ -334,7 +334,7 @@ export class RelayWorker {
         const latencySeconds = (now - Date.parse(meta.receivedAt)) / 1000;
         this.log.info(
           { msgId: meta.id, account, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts, latencySeconds },
-          'delivered to Exchange Online',
+          'delivered to Microsoft 365',
         );
         lane.alerts.clear('configuration');
         lane.breaker.reset();
@@ -373,7 +373,7 @@ export class RelayWorker {
       return;
     }
 
-    const minDelayMs = messageClass ? minDelayFor(lane.account, messageClass) : undefined;
+    const minDelayMs = messageClass ? minDelayFor(lane.account, messageClass, outcome.error) : undefined;
     const lifetimeStart = Date.parse(meta.requeuedAt ?? meta.receivedAt);
     const decision = nextAttempt(this.config.retry, { attempts, receivedAt: lifetimeStart, now, minDelayMs });
     if (decision.action === 'expire') {
@@ -424,10 +424,12 @@ export class RelayWorker {
         'upstream unavailable: holding deliveries',
       );
     }
-    const { throttlePause, quotaPause, mailbox } = lane.account;
+    const { quotaPause, mailbox } = lane.account;
     if (cls.class === 'throttled') {
-      lane.pacer.pause(now + throttlePause);
-      this.log.warn({ msgId: id, account, event: 'throttled', reason: lastError, pauseFor: formatDuration(throttlePause) }, 'Exchange Online throttled the mailbox: slowing down');
+      // Graph says how long to wait (Retry-After); SMTP replies do not, so the configured pause applies.
+      const pause = restFor(lane.account, error);
+      lane.pacer.pause(now + pause);
+      this.log.warn({ msgId: id, account, event: 'throttled', reason: lastError, pauseFor: formatDuration(pause) }, 'Microsoft 365 throttled the mailbox: slowing down');
     }
     if (cls.class === 'quota') {
       lane.pacer.pause(now + quotaPause);
@@ -449,10 +451,16 @@ function noteUpstream(lane: AccountLane, outcome: { result?: SendResult; error?:
   else if (outcome.error instanceof UpstreamError) lane.noteUnreachable();
 }
 
-function minDelayFor(account: AccountConfig, cls: Classification): number | undefined {
+function minDelayFor(account: AccountConfig, cls: Classification, error?: UpstreamError | TokenError): number | undefined {
   if (cls.class === 'quota') return account.quotaPause;
-  if (cls.class === 'throttled') return account.throttlePause;
+  if (cls.class === 'throttled') return restFor(account, error);
   return undefined;
+}
+
+/** How long a throttled mailbox rests: Graph's Retry-After when it gave one, else throttlePause. */
+function restFor(account: AccountConfig, error?: UpstreamError | TokenError): number {
+  const retryAfter = error instanceof UpstreamError ? error.failure.retryAfterMs : undefined;
+  return retryAfter !== undefined ? retryAfter : account.throttlePause;
 }
 
 function names(lanes: AccountLane[]): string {

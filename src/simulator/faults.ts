@@ -11,6 +11,14 @@ export class Faults implements SimulatorFaults {
   tokenEndpointDown = false;
   tokenEndpointDelayMs = 0;
   private readonly failures: string[] = [];
+  /** Forced Graph answers, one per request; read by the Graph endpoint. */
+  readonly graphFaults: Array<{ status: number; retryAfterSeconds?: number }> = [];
+
+  graphFailNext(count: number, status: number, retryAfterSeconds?: number): void {
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`graphFailNext: count must be a non-negative integer, got ${count}`);
+    if (!(status >= 400 && status < 600)) throw new RangeError(`graphFailNext: status must be 4xx or 5xx, got ${status}`);
+    for (let i = 0; i < count; i++) this.graphFaults.push(retryAfterSeconds === undefined ? { status } : { status, retryAfterSeconds });
+  }
 
   failNext(count: number, reply: string = DEFAULT_FAIL_REPLY): void {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`failNext: count must be a non-negative integer, got ${count}`);
@@ -31,6 +39,7 @@ export class Faults implements SimulatorFaults {
     this.tokenEndpointDown = false;
     this.tokenEndpointDelayMs = 0;
     this.failures.length = 0;
+    this.graphFaults.length = 0;
   }
 }
 

@@ -5,6 +5,7 @@ import { generateCa, generateClientCertificate, generateServerCertificate } from
 import { DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_MAILBOX, Directory } from './directory.js';
 import { DelegatedGrants } from './delegated.js';
 import { Faults } from './faults.js';
+import { startGraph, type GraphEndpoint } from './graph.js';
 import { startSmtpSubmission, type SmtpSubmission } from './smtpSubmission.js';
 import { startTokenEndpoint } from './tokenEndpoint.js';
 import { TokenStore } from './tokens.js';
@@ -45,7 +46,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const tokens = new TokenStore();
   const grants = new DelegatedGrants({ deviceCodeLifetimeSeconds, deviceCodeIntervalSeconds, refreshTokenLifetimeSeconds, signInFrequencySeconds });
   const faults = new Faults();
-  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0 };
+  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0, graphRequests: 0, graphThrottled: 0 };
   const received: ReceivedMessage[] = [];
   const waiters = new Set<Waiter>();
 
@@ -60,7 +61,18 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   };
 
   const tokenEndpoint = await startTokenEndpoint({ host, port: options.httpsPort ?? 0, tls, tenantId, tokenLifetimeSeconds, directory, tokens, grants, faults, stats });
+  const record = (message: ReceivedMessage): void => {
+    received.push(message);
+    settleWaiters();
+  };
   let smtp: SmtpSubmission;
+  let graph: GraphEndpoint;
+  try {
+    graph = await startGraph({ host, port: options.graphPort ?? 0, tls, tenantId, directory, tokens, stats, faults: faults.graphFaults, onMessage: record });
+  } catch (err) {
+    await tokenEndpoint.close();
+    throw err;
+  }
   try {
     smtp = await startSmtpSubmission({
       host,
@@ -73,13 +85,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
       tokens,
       faults,
       stats,
-      onMessage(message) {
-        received.push(message);
-        settleWaiters();
-      },
+      onMessage: record,
     });
   } catch (err) {
-    await tokenEndpoint.close();
+    await Promise.all([tokenEndpoint.close(), graph.close()]);
     throw err;
   }
 
@@ -91,6 +100,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     tenantId,
     smtpHost: host,
     smtpPort: smtp.port,
+    graphHost: graph.origin,
     received,
     faults,
     stats,
@@ -139,7 +149,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
           waiter.reject(new Error(`the Microsoft 365 simulator was closed while waiting for ${waiter.count} message(s); it had received ${received.length}`));
         }
         waiters.clear();
-        closed = Promise.all([smtp.close(), tokenEndpoint.close()]).then(() => undefined);
+        closed = Promise.all([smtp.close(), tokenEndpoint.close(), graph.close()]).then(() => undefined);
       }
       return closed;
     },

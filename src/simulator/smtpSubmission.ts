@@ -108,7 +108,8 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
     if (auth.method !== 'XOAUTH2') return fail(Replies.basicAuthDisabled());
 
     const check = tokens.check(auth.accessToken ?? '');
-    if (!check.ok || check.token.tenant.toLowerCase() !== options.tenantId.toLowerCase()) return fail(Replies.badToken());
+    // A token for another API (Graph) is refused like any bad token, as Exchange does.
+    if (!check.ok || check.token.tenant.toLowerCase() !== options.tenantId.toLowerCase() || check.token.audience !== 'exchange') return fail(Replies.badToken());
     const mailbox = directory.mailbox(auth.username ?? '');
     if (!mailbox) return fail(Replies.badToken());
     if (!mailbox.smtpAuthEnabled) return fail(Replies.smtpAuthDisabled());

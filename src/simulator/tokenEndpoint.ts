@@ -18,10 +18,10 @@ import type { AppEntry, Directory } from './directory.js';
 import { tenantGuid } from './ids.js';
 import { EntraErrors, type EntraError } from './entraErrors.js';
 import type { Faults } from './faults.js';
-import type { TokenStore } from './tokens.js';
+import { audienceOf, type TokenStore } from './tokens.js';
 import type { SimulatorStats } from './types.js';
 
-export const ACCEPTED_SCOPES = ['https://outlook.office365.com/.default', 'https://outlook.office.com/.default'];
+export const ACCEPTED_SCOPES = ['https://outlook.office365.com/.default', 'https://outlook.office.com/.default', 'https://graph.microsoft.com/.default'];
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 // RFC 8628's name, and the short one msal-node sends (Entra ID accepts both).
 const DEVICE_CODE_GRANTS = new Set(['urn:ietf:params:oauth:grant-type:device_code', 'device_code']);
@@ -217,7 +217,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
     if (authError) return sendError(res, authError);
 
     const lifetime = options.tokenLifetimeSeconds;
-    const accessToken = tokens.issue(app.clientId, tenantId, lifetime);
+    const accessToken = tokens.issue(app.clientId, tenantId, lifetime, audienceOf(scope));
     stats.tokensIssued++;
     sendJson(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken });
   }
@@ -306,7 +306,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
       scope: scope.resource,
       expires_in: lifetime,
       ext_expires_in: lifetime,
-      access_token: tokens.issue(app.clientId, tenantId, lifetime, { user, scope: scope.resource }),
+      access_token: tokens.issue(app.clientId, tenantId, lifetime, audienceOf(scope.resource), { user, scope: scope.resource }),
     };
     if (scope.offlineAccess) body.refresh_token = grants.issueRefreshToken(app.clientId, user, signedInAt);
     if (scope.openid) body.id_token = idToken({ origin, tenant: tid, clientId: app.clientId, address, lifetimeSeconds: 3600 });

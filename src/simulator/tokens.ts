@@ -9,6 +9,15 @@ export interface IssuedToken {
   revoked: boolean;
   /** Absent for app-only tokens; for a delegated token, the signed-in user and the granted scope. */
   delegated?: { user: string; scope: string };
+  /** The API the token is for (its `aud`): Exchange Online or Microsoft Graph. */
+  audience: TokenAudience;
+}
+
+export type TokenAudience = 'exchange' | 'graph';
+
+/** The API a scope is for, from its host. */
+export function audienceOf(scope: string): TokenAudience {
+  return /^https:\/\/graph\.microsoft\.com\//i.test(scope) ? 'graph' : 'exchange';
 }
 
 export type TokenCheck = { ok: true; token: IssuedToken } | { ok: false; reason: 'unknown' | 'expired' | 'revoked' };
@@ -17,11 +26,11 @@ export class TokenStore {
   private readonly tokens = new Map<string, IssuedToken>();
 
   /** An app-only token, or with `delegated` a token for that user (lowercased address) and scope. */
-  issue(clientId: string, tenant: string, lifetimeSeconds: number, delegated?: { user: string; scope: string }): string {
+  issue(clientId: string, tenant: string, lifetimeSeconds: number, audience: TokenAudience, delegated?: { user: string; scope: string }): string {
     this.prune();
     // Opaque and unguessable; real ones are JWTs, but nothing may rely on their content.
     const accessToken = `sim.${randomBytes(32).toString('base64url')}`;
-    const token: IssuedToken = { clientId, tenant, expiresAt: Date.now() + lifetimeSeconds * 1000, revoked: false };
+    const token: IssuedToken = { clientId, tenant, expiresAt: Date.now() + lifetimeSeconds * 1000, revoked: false, audience };
     if (delegated) token.delegated = delegated;
     this.tokens.set(accessToken, token);
     return accessToken;

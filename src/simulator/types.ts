@@ -43,6 +43,7 @@ export interface SimulatorOptions {
   ca?: { certPem: string; keyPem: string };
   httpsPort?: number;
   smtpPort?: number;
+  graphPort?: number;
   /** Device codes: lifetime (default 900 s) and polling interval (default 5 s; fractions allowed). */
   deviceCodeLifetimeSeconds?: number;
   deviceCodeIntervalSeconds?: number;
@@ -64,6 +65,8 @@ export interface ReceivedMessage {
   raw: Buffer;
   queueId: string;
   at: Date;
+  /** How it arrived: SMTP submission (default) or the Graph sendMail API. */
+  via?: 'smtp' | 'graph';
 }
 
 export interface SimulatorStats {
@@ -74,6 +77,9 @@ export interface SimulatorStats {
   connections: number;
   maxConcurrentPerMailbox: number;
   throttled: number;
+  /** Requests to the Graph endpoint, and those answered 429/503. */
+  graphRequests: number;
+  graphThrottled: number;
   deviceCodesIssued: number;
   /** Refresh tokens redeemed (each rotated to a new one). */
   refreshTokensRedeemed: number;
@@ -94,6 +100,8 @@ export interface SimulatorFaults {
   tokenEndpointDown: boolean;
   /** Delay before answering token requests. */
   tokenEndpointDelayMs: number;
+  /** The next `count` Graph API requests get `status` (e.g. 429, 503, 500, 400), with Retry-After when given. */
+  graphFailNext(count: number, status: number, retryAfterSeconds?: number): void;
 }
 
 export interface Simulator {
@@ -104,6 +112,8 @@ export interface Simulator {
   readonly tenantId: string;
   readonly smtpHost: string;
   readonly smtpPort: number;
+  /** The simulated Microsoft Graph, e.g. 'https://127.0.0.1:40125' (use as graphHost). */
+  readonly graphHost: string;
   readonly received: ReceivedMessage[];
   readonly faults: SimulatorFaults;
   readonly stats: SimulatorStats;
