@@ -289,7 +289,7 @@ describe('token endpoint (msal-node ConfidentialClientApplication)', () => {
   });
 
   test('bad scope: invalid_scope AADSTS70011', async () => {
-    const err = await msalFailure(msal(sim, { clientSecret: SECRET }).acquireTokenByClientCredential({ scopes: ['https://graph.microsoft.com/.default'] }));
+    const err = await msalFailure(msal(sim, { clientSecret: SECRET }).acquireTokenByClientCredential({ scopes: ['https://outlook.office365.com/SMTP.Send'] }));
     assert.equal(err.errorCode, 'invalid_scope');
     assert.match(err.errorMessage, /AADSTS70011/);
   });

@@ -42,7 +42,7 @@ describe('token provider', () => {
       [{ clientId: 'app-old', clientSecret: 'old' }, 7000222, /expired/],
       [{ clientId: 'nobody', clientSecret: 'x' }, 700016, /not known in this tenant/],
       [{ clientId: 'app-1', clientSecret: 'right', tenantId: 'fabrikam.onmicrosoft.com' }, 90002, /tenant was not found/],
-      [{ clientId: 'app-1', clientSecret: 'right', scope: 'https://graph.microsoft.com/.default' }, 70011, /scope is invalid/],
+      [{ clientId: 'app-1', clientSecret: 'right', scope: 'https://outlook.office365.com/SMTP.Send' }, 70011, /scope is invalid/],
     ];
     for (const [m365, code, advice] of cases) {
       const err = await provider(m365).getToken().then(

@@ -10,11 +10,10 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
 import type { PemPair } from './certs.js';
 import type { Directory, MailboxEntry } from './directory.js';
 import { ConcurrencyLimiter } from './limits.js';
-import { originFor } from './tokenEndpoint.js';
+import { listenHttps, trackSockets } from './httpsServer.js';
 import type { TokenStore } from './tokens.js';
 import type { ReceivedMessage, SimulatorStats } from './types.js';
 
@@ -80,7 +79,6 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
   const drafts = new Map<string, Draft>();
   const sessions = new Map<string, UploadSession>();
   const concurrency = new ConcurrencyLimiter(MAX_CONCURRENT_PER_MAILBOX);
-  const sockets = new Set<Socket>();
   let origin = '';
 
   const server: Server = createServer({ key: options.tls.keyPem, cert: options.tls.certPem }, (req, res) => {
@@ -92,10 +90,7 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
       if (!req.complete) req.resume();
     });
   });
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
+  const sockets = trackSockets(server);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.graphRequests++;
@@ -213,14 +208,7 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
     });
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  origin = originFor(options.host, (server.address() as AddressInfo).port);
+  origin = await listenHttps(server, options.host, options.port);
   return {
     origin,
     close: () =>

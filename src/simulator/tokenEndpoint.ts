@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { listenHttps, trackSockets } from './httpsServer.js';
 import { verifyClientAssertion } from './clientAssertion.js';
 import type { PemPair } from './certs.js';
 import { clientInfo, idToken } from './idToken.js';
@@ -47,10 +47,6 @@ export interface TokenEndpoint {
   close(): Promise<void>;
 }
 
-/** 'https://host:port' with IPv6 literals bracketed. */
-export function originFor(host: string, port: number): string {
-  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
 
 export async function startTokenEndpoint(options: TokenEndpointOptions): Promise<TokenEndpoint> {
   const { tenantId, directory, tokens, grants, faults, stats } = options;
@@ -350,23 +346,9 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
     });
   });
   server.on('clientError', (_err, socket) => socket.destroy());
-  // Every TCP connection, including ones still in the TLS handshake (closeAllConnections() only
-  // knows those that reached HTTP), so that close() never waits on a client.
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
+  const sockets = trackSockets(server);
   server.keepAliveTimeout = 5_000;
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  origin = originFor(options.host, (server.address() as AddressInfo).port);
+  origin = await listenHttps(server, options.host, options.port);
 
   return {
     origin,
