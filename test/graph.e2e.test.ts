@@ -163,6 +163,7 @@ describe('Microsoft Graph transport', () => {
     assert.match(String(alert.advice), /Mail\.Send/);
     assert.equal(relay.logs.filter((l) => l.event === 'failed').length, 0, 'kept, not failed');
     assert.equal(classify({ httpStatus: 503, graphCode: 'ServiceUnavailable' }).class, 'transient');
+    assert.equal(classify({ httpStatus: 503, graphCode: 'ServiceUnavailable', retryAfterMs: 30_000 }).class, 'throttled', '503 with Retry-After rests the mailbox like 429');
     assert.equal(classify({ httpStatus: 400, graphCode: 'ErrorInvalidRecipients' }).class, 'permanent');
     assert.equal(classify({ httpStatus: 404, graphCode: 'ErrorInvalidUser' }).class, 'configuration');
   });

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RawSmtp } from './helpers/rawSmtp.js';
-import { startListener, transaction } from './helpers/listener.js';
+import { startListener } from './helpers/listener.js';
 import { waitFor } from './helpers/wait.js';
 
 test('listener: NUL bytes, bare LF line endings and 8-bit headers are spooled exactly as sent', async (t) => {
@@ -19,7 +19,7 @@ test('listener: NUL bytes, bare LF line endings and 8-bit headers are spooled ex
   assert.doesNotMatch(ehlo, /STARTTLS/, 'no STARTTLS without a certificate');
   // 8-bit header bytes, a NUL byte and bare LF line endings are kept as the device sent them.
   const data = Buffer.concat([Buffer.from('From: scanner@printer.local\nSubject: caf'), Buffer.from([0xe9, 0x00]), Buffer.from('\n\nbody line\r\n')]);
-  const reply = await transaction(s, 'scanner@printer.local', ['a@contoso.com', 'B@Contoso.com'], data);
+  const reply = await s.send('scanner@printer.local', ['a@contoso.com', 'B@Contoso.com'], data);
   const id = /^250 2\.0\.0 Ok: queued as ([0-9A-Z]+)$/.exec(reply)?.[1];
   assert.ok(id, reply);
   const [entry] = await spool.list();
@@ -50,11 +50,11 @@ test('listener: a spool write failure answers 451 4.3.0, never 250; it recovers 
   const s = await RawSmtp.connect(port);
   t.after(() => s.close());
   await s.command('EHLO x');
-  assert.equal(await transaction(s, 'a@b.c', ['x@contoso.com'], 'Subject: x\r\n\r\ny\r\n'), '451 4.3.0 Error: queue file write error, try again later');
+  assert.equal(await s.send('a@b.c', ['x@contoso.com'], 'Subject: x\r\n\r\ny\r\n'), '451 4.3.0 Error: queue file write error, try again later');
   assert.ok(logs.find((l) => l.event === 'spool-error'));
   rmSync(dataDir);
   mkdirSync(dataDir);
-  assert.match(await transaction(s, 'a@b.c', ['x@contoso.com'], 'Subject: x\r\n\r\ny\r\n'), /^250 2\.0\.0/);
+  assert.match(await s.send('a@b.c', ['x@contoso.com'], 'Subject: x\r\n\r\ny\r\n'), /^250 2\.0\.0/);
   assert.equal((await spool.list()).length, 1);
 });
 
@@ -123,5 +123,5 @@ test('listener: hostile and broken input gets SMTP replies, never a crash', asyn
   const ok = await RawSmtp.connect(port);
   t.after(() => ok.close());
   await ok.command('EHLO after');
-  assert.match(await transaction(ok, 'a@b.c', ['x@contoso.com'], 'Subject: ok\r\n\r\nok\r\n'), /^250 2\.0\.0/);
+  assert.match(await ok.send('a@b.c', ['x@contoso.com'], 'Subject: ok\r\n\r\nok\r\n'), /^250 2\.0\.0/);
 });

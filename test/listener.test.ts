@@ -5,7 +5,6 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
-import tls from 'node:tls';
 import nodemailer from 'nodemailer';
 import { generate } from 'selfsigned';
 import { stringify } from 'yaml';
@@ -14,131 +13,10 @@ import { parseConfig, type RelayConfig } from '../src/config/index.js';
 import { createListener, type Listener } from '../src/listener/index.js';
 import { Spool, SpoolWriteError, type IncomingMessage, type MessageSink } from '../src/spool/index.js';
 import { captureLogger, type LogLine } from './helpers/logs.js';
+import { RawSmtp } from './helpers/rawSmtp.js';
 import { tempDir } from './helpers/tmp.js';
 
 const TIMEOUT = { timeout: 20_000 };
-
-/** A raw SMTP conversation for exact replies; every wait is bounded; STARTTLS capable. */
-class Smtp {
-  private buffer = '';
-  private lines: string[] = [];
-  private replies: string[] = [];
-  private waiting: Array<(reply: string) => void> = [];
-  closed = false;
-
-  private constructor(private socket: net.Socket) {
-    this.attach(socket);
-  }
-
-  private attach(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('close', () => {
-      this.closed = true;
-      for (const w of this.waiting.splice(0)) w('(closed)');
-    });
-    socket.on('error', () => undefined);
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buffer += chunk.toString('utf8');
-    let nl: number;
-    while ((nl = this.buffer.indexOf('\n')) !== -1) {
-      const line = this.buffer.slice(0, nl).replace(/\r$/, '');
-      this.buffer = this.buffer.slice(nl + 1);
-      this.lines.push(line);
-      if (/^\d{3}(?: |$)/.test(line)) {
-        const reply = this.lines.join('\n');
-        this.lines = [];
-        const w = this.waiting.shift();
-        if (w) w(reply);
-        else this.replies.push(reply);
-      }
-    }
-  }
-
-  static connect(port: number, host = '127.0.0.1', { greeting = true } = {}): Promise<Smtp> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host });
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new Error(`connect to ${host}:${port} timed out`));
-      }, 5000);
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        const s = new Smtp(socket);
-        if (!greeting) return resolve(s);
-        s.reply().then((g) => (g.startsWith('220 ') ? resolve(s) : reject(new Error(`greeting: ${g}`))), reject);
-      });
-    });
-  }
-
-  reply(timeoutMs = 5000): Promise<string> {
-    const ready = this.replies.shift();
-    if (ready !== undefined) return Promise.resolve(ready);
-    if (this.closed) return Promise.resolve('(closed)');
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no SMTP reply within ${timeoutMs} ms`)), timeoutMs);
-      this.waiting.push((r) => {
-        clearTimeout(timer);
-        resolve(r);
-      });
-    });
-  }
-
-  write(data: string | Buffer): void {
-    this.socket.write(data);
-  }
-
-  command(line: string, timeoutMs?: number): Promise<string> {
-    this.write(`${line}\r\n`);
-    return this.reply(timeoutMs);
-  }
-
-  /** STARTTLS, then the TLS handshake on the same socket (the test certificate is not verified). */
-  async starttls(): Promise<void> {
-    const r = await this.command('STARTTLS');
-    if (!r.startsWith('220 ')) throw new Error(`STARTTLS refused: ${r}`);
-    const plain = this.socket;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('close');
-    const secure = tls.connect({ socket: plain, rejectUnauthorized: false, servername: 'relay.lan' });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('TLS handshake timed out')), 5000);
-      secure.once('secureConnect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      secure.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    this.socket = secure;
-    this.attach(secure);
-  }
-
-  /** MAIL, RCPT..., DATA and the message; returns the first refusal or the final reply. */
-  async send(from: string, to: string[], data: string | Buffer, mailArgs = '', timeoutMs?: number): Promise<string> {
-    let r = await this.command(`MAIL FROM:<${from}>${mailArgs}`);
-    if (!r.startsWith('250')) return r;
-    for (const rcpt of to) {
-      r = await this.command(`RCPT TO:<${rcpt}>`);
-      if (!r.startsWith('250')) return r;
-    }
-    r = await this.command('DATA');
-    if (!r.startsWith('354')) return r;
-    this.write(data);
-    return this.command('.', timeoutMs);
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
 
 const b64 = (text: string) => Buffer.from(text, 'utf8').toString('base64');
 const MESSAGE = 'From: scanner@printer.local\r\nTo: alice@contoso.com\r\nSubject: Scan\r\n\r\nScanned document.\r\n';
@@ -202,8 +80,8 @@ async function startListener(
   return { port: bound.port, host: bound.host, spool, spoolDir, logs: lines, queued, listener, config, dir: tmp.dir, configFor };
 }
 
-async function connect(t: TestContext, port: number, host = '127.0.0.1'): Promise<Smtp> {
-  const s = await Smtp.connect(port, host);
+async function connect(t: TestContext, port: number, host = '127.0.0.1'): Promise<RawSmtp> {
+  const s = await RawSmtp.connect(port, host, { ready: true });
   t.after(() => s.close());
   return s;
 }
@@ -599,7 +477,7 @@ describe('listener: TLS', () => {
     assert.doesNotMatch(before, /AUTH/, 'no AUTH offered before STARTTLS');
     assert.match(await s.command(`AUTH PLAIN ${b64('\0scanner\0pw')}`), /^5\d\d /, 'no password over plain text when TLS is available');
     assert.equal(await s.command('MAIL FROM:<a@b.example>'), '530 5.7.0 Authentication required');
-    await s.starttls();
+    await s.starttls({ rejectUnauthorized: false, servername: 'relay.lan' });
     const after = await s.command('EHLO mfp');
     assert.match(after, /^250[ -]AUTH PLAIN LOGIN$/m);
     assert.doesNotMatch(after, /STARTTLS/);
@@ -644,7 +522,7 @@ describe('listener: lifecycle', () => {
     const started = Date.now();
     const closing = listener.close(5000);
     assert.match(await idle.reply(2000), /^421 4\.3\.2 /, 'the idle session is told at once');
-    await assert.rejects(Smtp.connect(port), 'no new connections');
+    await assert.rejects(RawSmtp.connect(port, '127.0.0.1', { ready: true }), 'no new connections');
     busy.write('second half\r\n');
     assert.match(await busy.command('.'), QUEUED, 'the transaction under way is answered');
     await closing;

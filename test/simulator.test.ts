@@ -3,14 +3,14 @@
 // for exact replies) against the submission endpoint. Needs the test CA (npm test creates it).
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
-import net from 'node:net';
-import tls from 'node:tls';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { ConfidentialClientApplication } from '@azure/msal-node';
 import nodemailer from 'nodemailer';
 import { generateClientCertificate, startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator/index.js';
 import { loadTestCa } from './helpers/testCa.js';
 import { xoauth2Transport } from './helpers/xoauth2.js';
+import { RawSmtp } from './helpers/rawSmtp.js';
+import { waitFor } from './helpers/wait.js';
 
 const CLIENT_ID = '11111111-2222-3333-4444-555555555555';
 const SECRET = 'sim-secret';
@@ -95,111 +95,17 @@ function sampleRaw(from = '"Scanner, 2nd floor" <scanner@contoso.com>'): Buffer 
   );
 }
 
-/** A minimal line-based SMTP client, for exact replies and for holding sessions open. */
-class RawSmtp {
-  private buffer = '';
-  private readonly replies: string[] = [];
-  private waiting: ((reply: string) => void) | null = null;
-  private socket: net.Socket | tls.TLSSocket;
-  private readonly onData = (chunk: Buffer): void => {
-    this.buffer += chunk.toString('utf8');
-    for (;;) {
-      const m = /^(?:\d{3}-[^\r\n]*\r\n)*\d{3}(?: [^\r\n]*)?\r\n/.exec(this.buffer);
-      if (!m) break;
-      this.buffer = this.buffer.slice(m[0].length);
-      this.replies.push(m[0].trimEnd());
-    }
-    this.deliver();
-  };
-  closed = false;
-
-  private constructor(socket: net.Socket) {
-    this.socket = socket;
-    socket.on('data', this.onData);
-    socket.on('close', () => {
-      this.closed = true;
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static async open(sim: Simulator): Promise<{ client: RawSmtp; greeting: string }> {
-    const socket = net.connect(sim.smtpPort, sim.smtpHost);
-    const client = new RawSmtp(socket);
-    const greeting = await client.next();
-    return { client, greeting };
-  }
-
-  private deliver(): void {
-    if (this.waiting && this.replies.length) {
-      const resolve = this.waiting;
-      this.waiting = null;
-      resolve(this.replies.shift() as string);
-    }
-  }
-
-  next(timeoutMs = 5_000): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting = null;
-        reject(new Error(`no SMTP reply within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.waiting = (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
-      };
-      this.deliver();
-    });
-  }
-
-  command(line: string): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    return this.next();
-  }
-
-  async startTls(): Promise<void> {
-    assert.match(await this.command('STARTTLS'), /^220 /);
-    this.socket.off('data', this.onData);
-    const secure = tls.connect({ socket: this.socket as net.Socket, servername: 'localhost' });
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('TLS handshake timed out')), 5_000);
-      secure.once('secureConnect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      secure.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-    secure.on('data', this.onData);
-    secure.on('error', () => undefined);
-    this.socket = secure;
-  }
-
-  /** EHLO, STARTTLS, EHLO, AUTH XOAUTH2: the final AUTH reply. */
-  static async authenticated(sim: Simulator, accessToken: string, user = MAILBOX): Promise<{ client: RawSmtp; reply: string }> {
-    const { client } = await RawSmtp.open(sim);
-    await client.command('EHLO client.lan');
-    await client.startTls();
-    await client.command('EHLO client.lan');
-    const reply = await client.command(`AUTH XOAUTH2 ${xoauth2(user, accessToken)}`);
-    return { client, reply };
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
+/** EHLO, STARTTLS (the simulator's certificate verified), EHLO, AUTH XOAUTH2: the final AUTH reply. */
+async function authenticated(sim: Simulator, accessToken: string, user = MAILBOX): Promise<{ client: RawSmtp; reply: string }> {
+  const client = await RawSmtp.connect(sim.smtpPort, sim.smtpHost);
+  await client.command('EHLO client.lan');
+  await client.starttls({ servername: 'localhost' });
+  await client.command('EHLO client.lan');
+  const reply = await client.command(`AUTH XOAUTH2 ${xoauth2(user, accessToken)}`);
+  return { client, reply };
 }
 
 const xoauth2 = (user: string, token: string): string => Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
-
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe('token endpoint (msal-node ConfidentialClientApplication)', () => {
   let sim: Simulator;
@@ -428,7 +334,8 @@ describe('SMTP submission (nodemailer, STARTTLS + XOAUTH2)', () => {
   });
 
   test('handshake: AUTH and MAIL are refused before STARTTLS; EHLO after TLS offers SIZE and AUTH', async () => {
-    const { client, greeting } = await RawSmtp.open(sim);
+    const client = await RawSmtp.connect(sim.smtpPort, sim.smtpHost);
+    const { greeting } = client;
     try {
       assert.match(greeting, /^220 /);
       const ehlo = await client.command('EHLO client.lan');
@@ -436,7 +343,7 @@ describe('SMTP submission (nodemailer, STARTTLS + XOAUTH2)', () => {
       assert.match(ehlo, /SIZE 157286400/);
       assert.equal(await client.command(`AUTH XOAUTH2 ${xoauth2(MAILBOX, token)}`), '504 5.7.4 Unrecognized authentication type');
       assert.equal(await client.command('MAIL FROM:<scanner@contoso.com>'), '530 5.7.57 Client not authenticated to send mail');
-      await client.startTls();
+      await client.starttls({ servername: 'localhost' });
       const secureEhlo = await client.command('EHLO client.lan');
       assert.match(secureEhlo, /AUTH LOGIN.*XOAUTH2/);
       assert.match(secureEhlo, /SIZE 157286400/);
@@ -446,7 +353,7 @@ describe('SMTP submission (nodemailer, STARTTLS + XOAUTH2)', () => {
       assert.match(await client.command('MAIL FROM:<scanner@contoso.com>'), /^250 /);
       assert.match(await client.command('QUIT'), /^221 /);
     } finally {
-      client.destroy();
+      client.close();
     }
   });
 
@@ -506,7 +413,7 @@ describe('SMTP submission (nodemailer, STARTTLS + XOAUTH2)', () => {
 
   test('more than 3 concurrently authenticated sessions for one mailbox -> 432 4.3.2', async () => {
     const throttled = sim.stats.throttled;
-    const sessions = await Promise.all([0, 1, 2, 3].map(() => RawSmtp.authenticated(sim, token)));
+    const sessions = await Promise.all([0, 1, 2, 3].map(() => authenticated(sim, token)));
     try {
       const replies = sessions.map((s) => s.reply).sort();
       assert.deepEqual(replies.slice(0, 3).map((r) => r.slice(0, 4)), ['235 ', '235 ', '235 ']);
@@ -515,14 +422,14 @@ describe('SMTP submission (nodemailer, STARTTLS + XOAUTH2)', () => {
       assert.equal(sim.stats.throttled, throttled + 1);
       // a closed session frees its slot
       const ok = sessions.find((s) => s.reply.startsWith('235'));
-      ok?.client.destroy();
-      await until('a freed slot', () => ok?.client.closed === true);
+      ok?.client.close();
+      await waitFor('a freed slot', () => ok?.client.closed === true, 5_000);
       await new Promise((resolve) => setTimeout(resolve, 50)); // smtp-server reports the close on setImmediate
-      const again = await RawSmtp.authenticated(sim, token);
+      const again = await authenticated(sim, token);
       sessions.push(again);
       assert.match(again.reply, /^235 /);
     } finally {
-      for (const s of sessions) s.client.destroy();
+      for (const s of sessions) s.client.close();
     }
   });
 
@@ -561,13 +468,13 @@ describe('simulator limits and lifecycle', () => {
     assert.match(sim.authorityHost, /^https:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(sim.caPem, ca.certPem);
     const token = await tokenFor(sim);
-    const { client, reply } = await RawSmtp.authenticated(sim, token);
+    const { client, reply } = await authenticated(sim, token);
     assert.match(reply, /^235 /);
     const pending = sim.waitForMessages(1, 5_000);
     const started = Date.now();
     await sim.close();
     await assert.rejects(pending, /closed/);
     assert.ok(Date.now() - started < 2_000, 'close() did not wait for the client');
-    await until('the session to be dropped', () => client.closed);
+    await waitFor('the session to be dropped', () => client.closed, 5_000);
   });
 });

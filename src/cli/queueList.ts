@@ -1,3 +1,4 @@
+import { accountOf } from '../relay/worker.js';
 import type { SpoolEntry } from '../spool/index.js';
 
 /** The stable JSON shape of `queue list --json`: outside tools depend on these names. */
@@ -27,7 +28,7 @@ export function toListItem(entry: SpoolEntry): QueueListItem {
     attempts: meta.attempts,
     lastError: meta.lastError,
     nextAttemptAt: meta.nextAttemptAt,
-    account: meta.route?.account ?? 'default',
+    account: accountOf(meta),
     route: meta.route?.rule ?? null,
   };
 }

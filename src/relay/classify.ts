@@ -53,7 +53,8 @@ const graph = (test: (status: number, code: string) => boolean) => (f: UpstreamF
 
 /** Graph's answers (HTTP status and error code), checked before the SMTP rules. */
 const GRAPH_RULES: readonly Rule[] = [
-  { when: graph((s) => s === 429), then: { class: 'throttled', reason: 'graph-throttled' } },
+  // 503 with Retry-After is Graph asking the mailbox to rest, like 429 (both honour Retry-After).
+  { when: (f) => f.httpStatus === 429 || (f.httpStatus === 503 && f.retryAfterMs !== undefined), then: { class: 'throttled', reason: 'graph-throttled' } },
   { when: graph((s) => s === 401), then: { class: 'token-rejected', reason: 'token-rejected' } },
   {
     when: graph((s) => s === 403),

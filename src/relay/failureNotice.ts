@@ -5,11 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
-import { accountsOf, DEFAULT_ACCOUNT, type RelayConfig } from '../config/index.js';
+import { accountsOf, type RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
+import { senderMatches } from '../routing/index.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
 import { fieldValue, findField, readHeaderBlock, serializeHeaderBlock } from './headers.js';
 import { formatRfc5322Date } from './senderPolicy.js';
+import { accountOf } from './worker.js';
 
 export type FailureNoticeConfig = NonNullable<RelayConfig['failureNotices']>;
 
@@ -24,25 +26,20 @@ export function noticeRecipient(
   if (!sender) return { to: null, why: 'null sender (<>): never answered' };
   const admin = notices.adminAddress ?? null;
   if (notices.notify === 'admin') return admin ? { to: admin, why: 'admin' } : { to: null, why: 'notify is admin but adminAddress is not set' };
-  if (canReceive(sender, notices.localDomains ?? defaultLocalDomains(account))) return { to: sender, why: 'sender' };
+  if ((notices.localDomains ?? defaultLocalDomains(account)).some((entry) => senderMatches(entry, sender))) return { to: sender, why: 'sender' };
   return admin ? { to: admin, why: 'admin' } : { to: null, why: `the sender ${sender} is a device address and adminAddress is not set` };
 }
 
 /** Addresses of the organisation: the mailbox's domain and the domains and addresses it sends as. */
 function defaultLocalDomains(account: { mailbox: string; sendAs: string[] }): string[] {
-  const domains = new Set<string>([`@${account.mailbox.split('@')[1] ?? ''}`]);
-  for (const entry of account.sendAs) domains.add(entry.startsWith('@') ? entry : entry.toLowerCase());
+  const domains = new Set<string>([`@${account.mailbox.split('@')[1]?.toLowerCase() ?? ''}`]);
+  for (const entry of account.sendAs) domains.add(entry.toLowerCase());
   return [...domains];
-}
-
-function canReceive(address: string, local: string[]): boolean {
-  const domain = `@${address.split('@')[1] ?? ''}`;
-  return local.some((entry) => (entry.startsWith('@') ? entry.toLowerCase() === domain : entry.toLowerCase() === address));
 }
 
 export interface NoticeInput {
   meta: MessageMeta;
-  /** The failed message's header block, as received (for text/rfc822-headers). */
+  /** The failed message's header block, as received (for text/rfc822-headers; its line endings are normalised). */
   originalHeaders: Buffer;
   originalSubject: string | null;
   from: string;
@@ -147,7 +144,7 @@ export class FailureNotifier {
     const notices = config.failureNotices;
     if (!notices) return;
     // The notice goes out through the account the failed message was routed to (its sendAs decides who is local).
-    const account = accountsOf(config).get(meta.route?.account ?? DEFAULT_ACCOUNT) ?? config.microsoft365;
+    const account = accountsOf(config).get(accountOf(meta)) ?? config.microsoft365;
     const target = noticeRecipient(meta, notices, account);
     if (!target.to) {
       this.logger.info({ msgId: meta.id, event: 'notice-skipped', reason: target.why }, 'no failure notice');
@@ -157,7 +154,7 @@ export class FailureNotifier {
     const subjectField = block ? findField(block, 'subject') : undefined;
     const body = buildFailureNotice({
       meta,
-      originalHeaders: block ? stripSeparator(serializeHeaderBlock(block)) : Buffer.alloc(0),
+      originalHeaders: block ? serializeHeaderBlock(block) : Buffer.alloc(0),
       originalSubject: subjectField ? fieldValue(subjectField).trim() : null,
       from: account.mailbox,
       to: target.to,
@@ -177,8 +174,4 @@ export class FailureNotifier {
     }
     this.logger.info({ msgId: meta.id, event: 'notice-queued', noticeId: incoming.id, to: target.to, recipient: target.why }, 'failure notice queued');
   }
-}
-
-function stripSeparator(headers: Buffer): Buffer {
-  return Buffer.from(headers.toString('latin1').replace(/(\r?\n)+$/, ''), 'latin1');
 }

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import type { TokenSource } from '../oauth/index.js';
 import type { MessageTransport } from './accountFactory.js';
 import type { UpstreamFailure } from './classify.js';
+import { fieldValue, parseHeaderBlock, type HeaderBlock } from './headers.js';
 import { findMimeParts, type MimePart } from './mimeParts.js';
 import { UpstreamError, type SendResult } from './transport.js';
 
@@ -52,11 +53,10 @@ export class GraphTransport implements MessageTransport {
   async send(envelope: { from: string; to: string[] }, raw: Readable): Promise<SendResult> {
     const spilled = await spill(raw, SINGLE_REQUEST_RAW);
     try {
-      const head = await spilled.read(0, Math.min(spilled.size, 256 * 1024));
-      const headerEnd = headerBlockEnd(head);
+      const header = parseHeaderBlock(await spilled.read(0, Math.min(spilled.size, 256 * 1024)));
       // Graph takes the recipients from the headers, not from an envelope: envelope-only
       // recipients (Bcc at the device) would be lost, so they are added as Bcc.
-      const missing = missingRecipients(head.subarray(0, headerEnd), envelope.to);
+      const missing = missingRecipients(header, envelope.to);
       const bcc = missing.length ? Buffer.from(`Bcc: ${missing.join(', ')}\r\n`, 'latin1') : Buffer.alloc(0);
       if (spilled.size + bcc.length <= SINGLE_REQUEST_RAW) {
         const mime = Buffer.concat([bcc, await spilled.read(0, spilled.size)]);
@@ -243,19 +243,13 @@ async function spill(raw: Readable, threshold: number): Promise<Spilled> {
   };
 }
 
-function headerBlockEnd(head: Buffer): number {
-  const text = head.toString('latin1');
-  const m = /\r?\n\r?\n/.exec(text);
-  return m ? m.index + m[0].length : text.length;
-}
 
 /** Envelope recipients that no To, Cc or Bcc header names. */
-export function missingRecipients(headerBlock: Buffer, recipients: string[]): string[] {
-  const unfolded = headerBlock.toString('latin1').replace(/\r?\n[ \t]+/g, ' ');
+export function missingRecipients(header: HeaderBlock, recipients: string[]): string[] {
   const named = new Set<string>();
-  for (const line of unfolded.split(/\r?\n/)) {
-    const m = /^(to|cc|bcc):(.*)$/i.exec(line);
-    if (m) for (const a of m[2]!.match(/[^\s<>,;"]+@[^\s<>,;"]+/g) ?? []) named.add(a.toLowerCase());
+  for (const field of header.fields) {
+    if (field.name !== 'to' && field.name !== 'cc' && field.name !== 'bcc') continue;
+    for (const a of fieldValue(field).match(/[^\s<>,;"]+@[^\s<>,;"]+/g) ?? []) named.add(a.toLowerCase());
   }
   return recipients.filter((r) => !named.has(r.toLowerCase()));
 }

@@ -4,7 +4,6 @@ import { parseConfig } from '../../src/config/index.js';
 import { createListener } from '../../src/listener/index.js';
 import { SpaceGuard, Spool } from '../../src/spool/index.js';
 import { captureLogger } from './logs.js';
-import type { RawSmtp } from './rawSmtp.js';
 import { tempDir } from './tmp.js';
 
 export type T = { after: (fn: () => unknown) => void };
@@ -30,18 +29,3 @@ export async function startListener(t: T, overrides: Record<string, unknown> = {
   t.after(() => listener.close(500));
   return { port: bound!.port, spool, logs: lines, dir: tmp.dir, listener };
 }
-
-/** MAIL, RCPT..., DATA, the data and the final dot; returns the first non-success reply or the final one. */
-export async function transaction(s: RawSmtp, from: string, to: string[], data: string | Buffer): Promise<string> {
-  let r = await s.command(`MAIL FROM:<${from}>`);
-  if (!r.startsWith('250')) return r;
-  for (const rcpt of to) {
-    r = await s.command(`RCPT TO:<${rcpt}>`);
-    if (!r.startsWith('250')) return r;
-  }
-  r = await s.command('DATA');
-  if (!r.startsWith('354')) return r;
-  s.write(data);
-  return s.command('.');
-}
-
