@@ -7,7 +7,7 @@ import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, RelayWorker, type AccountFactory } from './relay/index.js';
-import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
+import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, watchWakeups, type SpoolLock } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
 const RESCAN_INTERVAL_MS = 5 * 60_000;
@@ -41,6 +41,18 @@ export interface RelayOptions {
  * listeners. The order matters: nothing is accepted before the spool is consistent.
  */
 export async function startRelay(initial: RelayConfig, logger: Logger, options: RelayOptions = {}): Promise<RunningRelay> {
+  // One owner per spool, before anything in it is read or changed (recovery included).
+  await checkSpoolOwner(initial.spool.dir);
+  const lock = await acquireSpoolLock(initial.spool.dir);
+  try {
+    return await startOwned(initial, logger, options, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOptions, lock: SpoolLock): Promise<RunningRelay> {
   let config = initial;
   const spool = await Spool.open(config.spool.dir, logger);
   const { report, queuedIds } = await spool.recover();
@@ -119,6 +131,7 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
         await listener.close(options.listenerGraceMs ?? 10_000);
         await worker.stop(options.deliveryGraceMs ?? 20_000);
         await http?.close();
+        await lock.release();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
       return stopped;
