@@ -1,15 +1,15 @@
 import { domainToASCII } from 'node:url';
 
 /**
- * Which address a library's answer is about. nodemailer sends an IDN domain in its ASCII form
+ * Which mailbox an address names, for matching. nodemailer sends an IDN domain in its ASCII form
  * (user@bücher.de goes out as user@xn--bcher-kva.de) and reports it that way; domains are
- * case-insensitive. Outcomes are matched to recipients by this key, never by the exact string a
- * library returns. The local part is kept as it is (RFC 5321: only the receiving host may fold it).
+ * case-insensitive, and smtp-server and Exchange Online fold the local part's case too. Outcomes
+ * are matched to recipients by this key, never by the exact string a library returns.
  */
 export function addressKey(address: string): string {
   const at = address.lastIndexOf('@');
-  if (at === -1) return address.normalize('NFC');
-  const local = address.slice(0, at).normalize('NFC');
+  if (at === -1) return address.normalize('NFC').toLowerCase();
+  const local = address.slice(0, at).normalize('NFC').toLowerCase();
   return `${local}@${asciiDomain(address.slice(at + 1)) ?? address.slice(at + 1).toLowerCase()}`;
 }
 
