@@ -151,7 +151,8 @@ export class AccountLane {
         this.upstream.lastReplyAt = this.clock.wall();
         return this.hold.reachable(ticket) ? 'opened' : null;
       case 'hold':
-        this.upstream.lastUnreachableAt = this.clock.wall();
+        if (effect.upstream === 'unreachable') this.upstream.lastUnreachableAt = this.clock.wall();
+        else if (effect.upstream === 'replied') this.upstream.lastReplyAt = this.clock.wall();
         return this.hold.fault(ticket, now) ? 'held' : null;
       case 'pause':
         this.upstream.lastReplyAt = this.clock.wall();
