@@ -1,6 +1,6 @@
 import type { SMTPServerSession } from 'smtp-server';
 import { normalizeAddress } from '../access/index.js';
-import { addressKey, canonicalAddress } from '../mail/addresses.js';
+import { addressKey } from '../mail/addresses.js';
 import type { ClientInfo, Envelope } from '../spool/types.js';
 
 /** The client's address as policy and logs use it (IPv4-mapped IPv6 as plain IPv4, no zone). */
@@ -9,27 +9,20 @@ export function clientAddress(session: SMTPServerSession): string {
 }
 
 /**
- * The SMTP envelope as the spool keeps it: '' for the null sender <>, local parts in their own
- * case, domains as lower-case ASCII (IDN as A-labels), each recipient once. onMailFrom and
- * onRcptTo refused every address that has no such form.
+ * The SMTP envelope as the client gave it: '' for the null sender <>, addresses in their own case,
+ * each mailbox once (user@bücher.de and user@XN--BCHER-KVA.DE are one: the first spelling stays).
  */
 export function envelopeOf(session: SMTPServerSession): Envelope {
   const { mailFrom, rcptTo } = session.envelope;
   const to: string[] = [];
   const seen = new Set<string>();
   for (const r of rcptTo) {
-    const address = canonicalOrSelf(r.address);
-    const key = addressKey(address);
+    const key = addressKey(r.address);
     if (seen.has(key)) continue;
     seen.add(key);
-    to.push(address);
+    to.push(r.address);
   }
-  return { from: mailFrom ? canonicalOrSelf(mailFrom.address) : '', to };
-}
-
-function canonicalOrSelf(address: string): string {
-  const canonical = canonicalAddress(address);
-  return 'address' in canonical ? canonical.address : address;
+  return { from: mailFrom ? mailFrom.address : '', to };
 }
 
 /** The authenticated username, if the session has one (smtp-server sets session.user after onAuth). */

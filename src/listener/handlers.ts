@@ -8,7 +8,7 @@ import type {
 } from 'smtp-server';
 import type { AccessPolicy, AuthThrottle } from '../access/index.js';
 import type { RelayConfig } from '../config/index.js';
-import { addressKey, canonicalAddress } from '../mail/addresses.js';
+import { addressKey, addressProblem } from '../mail/addresses.js';
 import type { Logger } from '../observability/logger.js';
 import type { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
@@ -144,16 +144,22 @@ export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }):
     }
   }
 
+  /** Whether MAIL FROM carried SMTPUTF8 (RFC 6531): only then may addresses have non-ASCII local parts. */
+  function declaredSmtpUtf8(mailFrom: SMTPServerAddress): boolean {
+    const args = mailFrom.args as Record<string, unknown> | false | undefined;
+    return Boolean(args && 'SMTPUTF8' in args);
+  }
+
   const onMailFrom = guarded<[SMTPServerAddress, SMTPServerSession]>('onMailFrom', (address, session, done) => {
     const client = clientAddress(session);
     if (!ctx.rules().access.mayRelay(session)) {
       logger.info({ event: 'rejected', client, from: address.address, reason: 'not in allowNetworks and not authenticated' }, 'relay refused: authentication required');
       return done(reply('authRequired'));
     }
-    const sender = address.address ? canonicalAddress(address.address) : { address: '' };
-    if ('problem' in sender) {
-      logger.info({ event: 'rejected', client, from: address.address, reason: sender.problem }, 'sender refused: address cannot be relayed');
-      return done(reply(sender.problem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badSenderDomain'));
+    const senderProblem = address.address ? addressProblem(address.address, declaredSmtpUtf8(address)) : null;
+    if (senderProblem) {
+      logger.info({ event: 'rejected', client, from: address.address, reason: senderProblem }, 'sender refused: address cannot be relayed');
+      return done(reply(senderProblem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badSenderDomain'));
     }
     if (!ctx.space) return done();
     const declared = (address.args && Number(address.args.SIZE)) || 0;
@@ -170,15 +176,15 @@ export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }):
   const onRcptTo = guarded<[SMTPServerAddress, SMTPServerSession]>('onRcptTo', (address, session, done) => {
     const { config, access } = ctx.rules();
     if (!access.mayRelay(session)) return done(reply('authRequired'));
-    const canonical = canonicalAddress(address.address);
-    if ('problem' in canonical) {
-      logger.info({ event: 'rejected', client: clientAddress(session), to: address.address, reason: canonical.problem }, 'recipient refused: address cannot be relayed');
-      return done(reply(canonical.problem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badDomain'));
+    const problem = addressProblem(address.address, session.envelope.mailFrom ? declaredSmtpUtf8(session.envelope.mailFrom) : false);
+    if (problem) {
+      logger.info({ event: 'rejected', client: clientAddress(session), to: address.address, reason: problem }, 'recipient refused: address cannot be relayed');
+      return done(reply(problem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badDomain'));
     }
     const recipients = session.envelope.rcptTo;
     // A repeated recipient (smtp-server folds exact repeats; user@bücher.de and
     // user@xn--bcher-kva.de are one too) is not a new one.
-    const key = addressKey(canonical.address);
+    const key = addressKey(address.address);
     const repeated = recipients.some((r) => addressKey(r.address) === key);
     if (!repeated && recipients.length >= config.maxRecipients) {
       if (loggedRcptLimit.get(session) !== session.transaction) {

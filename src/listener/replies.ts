@@ -12,8 +12,8 @@ export const REPLIES = {
   authMechanism: [504, '5.5.4 Unrecognized authentication type'],
   encryptionRequired: [538, '5.7.11 Encryption required for requested authentication mechanism'],
   tooManyRecipients: [452, '4.5.3 Too many recipients'],
-  // RFC 6531 3.5: an address that needs SMTPUTF8 end to end; Exchange's side cannot be relied on for it.
-  nonAsciiLocalPart: [553, '5.6.7 Non-ASCII local parts are not supported by this relay'],
+  // RFC 6531 3.7.4.1: a non-ASCII local part from a client that did not declare SMTPUTF8.
+  nonAsciiLocalPart: [553, '5.6.7 Non-ASCII address requires SMTPUTF8 (MAIL FROM:<...> SMTPUTF8)'],
   badDomain: [553, '5.1.3 Bad destination mailbox address syntax'],
   badSenderDomain: [553, '5.1.7 Bad sender mailbox address syntax'],
   tooLarge: [552, '5.3.4 Message size exceeds fixed maximum message size'],

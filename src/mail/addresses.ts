@@ -22,16 +22,14 @@ export function asciiDomain(domain: string): string | null {
 }
 
 /**
- * The form the spool keeps: the domain as lower-case ASCII, so every later step (sending,
- * matching, logging, per-domain routing) sees one spelling. Null when the address cannot be sent
- * without SMTPUTF8 (a non-ASCII local part) or its domain is not a valid name.
+ * Whether an address can be relayed as given: a non-ASCII local part needs SMTPUTF8 end to end
+ * (RFC 6531), so only a client that declared it may use one; a domain must be a valid name (IDN
+ * domains are fine: they go out in their ASCII form).
  */
-export function canonicalAddress(address: string): { address: string } | { problem: 'non-ascii-local-part' | 'bad-domain' } {
+export function addressProblem(address: string, smtputf8: boolean): 'non-ascii-local-part' | 'bad-domain' | null {
   const at = address.lastIndexOf('@');
-  if (at === -1) return { address };
-  const local = address.slice(0, at);
+  if (at === -1) return null;
   // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(local)) return { problem: 'non-ascii-local-part' };
-  const domain = asciiDomain(address.slice(at + 1));
-  return domain === null ? { problem: 'bad-domain' } : { address: `${local}@${domain}` };
+  if (!smtputf8 && /[^\x00-\x7f]/.test(address.slice(0, at))) return 'non-ascii-local-part';
+  return asciiDomain(address.slice(at + 1)) === null ? 'bad-domain' : null;
 }
