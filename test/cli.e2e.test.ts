@@ -112,7 +112,7 @@ describe('daemon and CLI', () => {
     assert.equal(state(heldId), 'hold');
     const notQueued = queueCmd('hold', heldId);
     assert.equal(notQueued.code, 1);
-    assert.match(notQueued.stderr, /is hold; this command applies to queued or deferred messages/);
+    assert.match(notQueued.stderr, /is held; this command applies to queued or deferred messages/);
     assert.equal(queueCmd('release', heldId).code, 0);
     await relay.waitForLog('the released delivery', (l) => l.event === 'delivered' && l.msgId === heldId, 20_000);
 
