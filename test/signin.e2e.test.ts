@@ -114,4 +114,44 @@ describe('delegated sign-in (device code) through the daemon', () => {
     assert.equal(sim.received.length, 2, 'the message waits in the queue');
     await third.stop();
   });
+
+  test('login --account scans needs only that account\'s settings: the default account\'s unset secret does not matter', async (t) => {
+    const sim = suite.sim;
+    sim.reset();
+    const work = suite.dir();
+    const cacheFile = join(work, 'signin', 'scans.json');
+    const raw = rawConfigFor(sim, join(work, 'spool'), {
+      microsoft365: { clientSecret: '${M365_RELAY_TEST_UNSET_DEFAULT_SECRET}' },
+      accounts: {
+        scans: { tenantId: sim.tenantId, clientId: PUBLIC_APP, flow: 'device-code', authorityHost: sim.authorityHost, smtpHost: sim.smtpHost, smtpPort: sim.smtpPort, mailbox: MAILBOX, tokenCacheFile: cacheFile, tokenCacheKey: '${M365_RELAY_TEST_SCANS_KEY}', tokenTimeout: '5s' },
+      },
+    });
+    const file = join(work, 'relay.yaml');
+    writeFileSync(file, stringify(raw));
+    const env: NodeJS.ProcessEnv = { ...process.env, M365_RELAY_TEST_SCANS_KEY: 'a-long-enough-cache-key-for-the-test-0123456789' };
+    delete env.M365_RELAY_TEST_UNSET_DEFAULT_SECRET;
+
+    // The account's own reference must resolve: without its key, login names it.
+    const { M365_RELAY_TEST_SCANS_KEY: _key, ...withoutKey } = env;
+    const refused = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(process.execPath, [CLI, 'login', '--config', file, '--account', 'scans', '--timeout', '5'], { env: withoutKey, timeout: 20_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+    assert.equal(refused.code, 1);
+    assert.match(refused.out, /accounts\.scans\.tokenCacheKey: environment variable M365_RELAY_TEST_SCANS_KEY is not set/);
+    assert.doesNotMatch(refused.out, /M365_RELAY_TEST_UNSET_DEFAULT_SECRET/, 'the default account is not resolved');
+
+    const login = spawn(process.execPath, [CLI, 'login', '--config', file, '--account', 'scans', '--timeout', '20'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    t.after(() => login.kill());
+    let out = '';
+    login.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    login.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => login.once('exit', (code) => resolve(code)));
+    const code = await waitFor('the device code in login output', () => sim.pendingUserCodes()[0], 15_000);
+    sim.approveDeviceCode(code, MAILBOX);
+    assert.equal(await exited, 0, out);
+    assert.match(out, /Signed in as scans@contoso\.com/);
+    assert.match(out, /No mail is waiting|No mail of account scans was waiting|queued message\(s\) of account scans are being sent now/, 'login says what happens to queued mail');
+  });
 });
