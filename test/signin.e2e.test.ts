@@ -66,7 +66,7 @@ describe('delegated sign-in (device code) through the daemon', () => {
     writeFileSync(file, stringify(raw));
 
     // 1. login: read the user code from its output, sign in as the mailbox at the simulator.
-    const out = await loginAs(t, sim, file);
+    await loginAs(t, sim, file);
     assert.equal(statSync(cacheFile).mode & 0o777, 0o600, 'the token cache is 0600');
 
     // check-config --connect signs in from the cache and logs in to SMTP as the user, nothing sent.

@@ -19,12 +19,20 @@ export interface AccountTokenSource extends TokenSource {
   stopBackgroundRefresh(): void;
 }
 
+/** What a transport may know about the message it sends. */
+export interface SendContext {
+  /** The spool's queue id: stable across retries and restarts. */
+  messageId: string;
+  /** Aborted when the relay stops or the account is removed: waits inside the send end at once. */
+  signal?: AbortSignal;
+}
+
 /**
  * How a message leaves for Microsoft 365. Failures are thrown as UpstreamError (with what
  * classify() needs) or TokenError; anything else is treated as a network failure.
  */
 export interface MessageTransport {
-  send(envelope: { from: string; to: string[] }, raw: Readable): Promise<SendResult>;
+  send(envelope: { from: string; to: string[] }, raw: Readable, context: SendContext): Promise<SendResult>;
   /** Closes pooled connections; called once the deliveries using the transport have finished. */
   close(): void;
 }
