@@ -12,8 +12,10 @@
 # Layout (the same as the systemd unit's): config /etc/m365-relay/relay.yaml, spool
 # /var/lib/m365-relay/spool, health endpoint 127.0.0.1:9465 (config/relay.example.yaml has both).
 # test/packaging.test.ts parses this file and runs the HEALTHCHECK script against a real relay.
+# Node.js 24 (the current LTS; Node 20 reached end of life on 30 April 2026 but is still supported
+# to run the relay, see package.json engines). CI runs the suite on Node 24 too.
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -21,12 +23,12 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:20-bookworm-slim AS prod-deps
+FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 # M365_RELAY_HEALTH_URL: where the HEALTHCHECK asks; change it with the config's http section.
 ENV NODE_ENV=production \
     M365_RELAY_HEALTH_URL=http://127.0.0.1:9465/healthz

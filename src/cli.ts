@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
@@ -6,20 +7,26 @@ import { formatQueueTable, formatShow, toCorruptItem, toListItem } from './cli/q
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
-import { startRelay } from './daemon.js';
-import { createLogger, silentLogger } from './observability/logger.js';
+import { preflight } from './cli/preflight.js';
+import { startRelay, type RunningRelay } from './daemon.js';
+import { ListenerTlsError } from './listener/index.js';
+import { isJournalStream } from './observability/logFormat.js';
+import { createLogger, silentLogger, type Logger } from './observability/logger.js';
+import { systemdNotifier } from './observability/sdNotify.js';
+import { StartError } from './startError.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { TokenError } from './oauth/index.js';
-import { AccountSetupError, createTokenSource, createTransport, delegatedSettings, makeAccountFactory } from './relay/index.js';
+import { AccountSetupError, accountOf, createTokenSource, createTransport, delegatedSettings, makeAccountFactory } from './relay/index.js';
 import { checkSpoolOwner, QueueAdmin, QueueCommandError, Spool, SpoolLockedError, SpoolOwnerError, wakeDaemon } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
 
 Usage:
-  m365-relay run --config FILE                 run the relay in the foreground (JSON logs on stdout)
+  m365-relay run --config FILE                 run the relay in the foreground (logs on stdout)
   m365-relay check-config --config FILE [--connect]
-                                               validate the configuration; with --connect also get a
-                                               token and log in to Exchange Online (nothing is sent)
+                                               validate the configuration and what run needs from this
+                                               host; with --connect also get a token and log in to
+                                               Exchange Online (nothing is sent)
   m365-relay send-test --to ADDRESS --config FILE [--from ADDRESS] [--user NAME] [--timeout SECONDS]
                                                send a test message through the running relay and
                                                follow it until delivered (password: M365_RELAY_PASSWORD)
@@ -35,13 +42,84 @@ Usage:
   m365-relay queue delete ID --config FILE     remove a message for good
   m365-relay queue restore ID --config FILE    put a corrupt message back once its files are whole
   m365-relay hash-password                     read a password on stdin, print a passwordHash value
+
+  m365-relay COMMAND --help                    help for one command
 `;
 
+/** Each command's own help (`m365-relay COMMAND --help`). */
+const HELP: Record<string, string> = {
+  run: `Usage: m365-relay run --config FILE
+
+Runs the relay in the foreground: the SMTP listeners, the spool and the delivery to Microsoft 365.
+Logs go to stdout (log.format: json or text). SIGHUP reloads the file, SIGTERM stops gracefully.
+Under systemd (Type=notify) it reports ready once the listeners accept. A problem at start is one
+line on stderr naming the configuration key, and the exit status is 1.
+`,
+  'check-config': `Usage: m365-relay check-config --config FILE [--connect]
+
+Validates FILE as run reads it, then checks what run needs from this host, as this user: the spool
+directory can be created or written (a probe file is created, fsynced and removed), whether a
+running relay holds the spool, that the listen and http ports can be bound (or are held by the
+running relay), and that TLS certificates and keys are readable and match.
+  --connect   also get a token from Entra ID and log in to Exchange Online (nothing is sent)
+Exit status: 0 ready to run, 1 a problem (each names its configuration key).
+`,
+  'send-test': `Usage: m365-relay send-test --to ADDRESS --config FILE [--from ADDRESS] [--user NAME] [--timeout SECONDS]
+
+Sends a test message through the running relay's own listener and follows it in the spool until it
+is delivered or fails. Needs no Microsoft 365 secret.
+  --from ADDRESS     envelope and header sender (default: microsoft365.mailbox)
+  --user NAME        log in as this local user; the password is read from M365_RELAY_PASSWORD
+  --timeout SECONDS  how long to follow the message (default 60; 0: return once queued)
+`,
+  login: `Usage: m365-relay login --config FILE [--account NAME] [--timeout SECONDS]
+
+Signs the mailbox of a flow: device-code account in with the device-code flow and writes the token
+cache the relay reads. Only that account's settings and secrets are needed. Afterwards the running
+relay is woken and sends the mail that waited for the sign-in.
+  --account NAME     the account (needed when several use flow: device-code)
+  --timeout SECONDS  how long to wait for the sign-in (default 15 minutes)
+`,
+  queue: `Usage: m365-relay queue list|show|retry|hold|release|delete ... --config FILE
+
+  queue list [--json]          every message in the spool
+  queue show ID [--json]       one message: envelope, recipients, history, headers
+  queue retry ID | --all       put failed, deferred or held message(s) back, due now
+  queue hold ID                keep a queued or deferred message from being delivered
+  queue release ID             put a held message back, due now
+  queue delete ID              remove a message for good
+  queue restore ID             put a corrupt message back once its files are whole
+Safe while the relay runs; run them as the spool's owner (the service's user).
+`,
+  'hash-password': `Usage: printf %s 'the password' | m365-relay hash-password
+
+Reads a password on stdin and prints a scrypt passwordHash value for users[].passwordHash.
+`,
+};
+
 /** Exit codes: 0 ok, 1 failure (bad config, command failed), 2 usage error. */
-class UsageError extends Error {}
+class UsageError extends Error {
+  constructor(
+    message: string,
+    /** The command whose --help to point at. */
+    readonly command?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** `COMMAND --help` or `-h` anywhere among its arguments. */
+function wantsHelp(args: string[]): boolean {
+  return args.includes('--help') || args.includes('-h');
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && HELP[command] && wantsHelp(rest)) {
+    process.stdout.write(HELP[command]);
+    return 0;
+  }
+  currentCommand = command;
   switch (command) {
     case 'run':
       return run(rest);
@@ -66,9 +144,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The command a usage error is about, for the hint to its --help. */
+let currentCommand: string | undefined;
+
 function configOption(args: string[], extra: Record<string, { type: 'boolean' | 'string' }> = {}) {
   const { values, positionals } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, ...extra }, allowPositionals: true, strict: true });
-  if (!values.config) throw new UsageError('--config FILE is required');
+  if (!values.config) throw new UsageError('--config FILE is required (the relay\'s YAML configuration, e.g. --config /etc/m365-relay/relay.yaml)');
   return { file: values.config as string, values: values as Record<string, unknown>, positionals };
 }
 
@@ -80,10 +161,19 @@ async function run(args: string[]): Promise<number> {
   const { file } = configOption(args);
   const config = load(file);
   const metrics = new RelayMetrics();
-  const logger = createLogger({ level: config.log.level, onEvent: (event) => metrics.observe(event) });
-  const relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file }) });
+  const logger = createLogger({ level: config.log.level, format: config.log.format, onEvent: (event) => metrics.observe(event) });
+  let relay: RunningRelay;
+  try {
+    relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file }) });
+  } catch (err) {
+    throw new FatalStartError(err, config.log.level === 'debug' || config.log.level === 'trace', logger);
+  }
+  const notify = systemdNotifier(logger);
+  // Type=notify: systemd's start completes now that the listeners accept, not when node started.
+  await notify.send('READY=1', `STATUS=accepting mail on ${relay.addresses.map((a) => `${a.host}:${a.port}`).join(', ')}`);
   process.on('SIGHUP', () => {
-    // Reload: an invalid new file is refused and the running configuration stays.
+    // Reload: an invalid new file is refused and the running configuration stays. ${file:...} and
+    // ${credential:...} secrets are read again here, so a rotated secret file takes effect.
     try {
       relay.reload(loadConfigFile(file));
     } catch (err) {
@@ -101,7 +191,8 @@ async function run(args: string[]): Promise<number> {
         process.exit(1);
       }
       logger.info({ event: 'signal', signal }, 'shutting down');
-      relay.stop().then(
+      const told = notify.send('STOPPING=1', 'STATUS=stopping: finishing what is under way');
+      Promise.all([relay.stop(), told]).then(
         () => {
           logger.flush();
           resolve(0);
@@ -118,6 +209,17 @@ async function run(args: string[]): Promise<number> {
   });
 }
 
+/** `run` could not start: reported as one line, and the process exits before anything else is logged. */
+class FatalStartError extends Error {
+  constructor(
+    override readonly cause: unknown,
+    readonly withStack: boolean,
+    readonly logger: Logger,
+  ) {
+    super((cause as Error)?.message ?? String(cause));
+  }
+}
+
 async function checkConfig(args: string[]): Promise<number> {
   const { file, values } = configOption(args, { connect: { type: 'boolean' } });
   const config = load(file);
@@ -126,7 +228,14 @@ async function checkConfig(args: string[]): Promise<number> {
     const tokens = createTokenSource(account, silentLogger(), { configFile: file });
     createTransport(account, tokens, silentLogger()).close();
   }
+  // What run needs from this host, as this user: spool, ports, certificates.
+  const { problems, notes } = await preflight(config);
+  if (problems.length > 0) {
+    process.stderr.write(`${file}: the relay cannot run with this configuration on this host:\n${problems.map((p) => `  - ${p.key}: ${p.message}\n`).join('')}`);
+    return 1;
+  }
   process.stdout.write(describeConfig(file, config));
+  for (const note of notes) process.stdout.write(`  note: ${note}\n`);
   return values.connect ? connectCheck(config, process.stdout, file) : 0;
 }
 
@@ -141,14 +250,15 @@ async function sendTestCommand(args: string[]): Promise<number> {
     if (!password) throw new UsageError('--user needs the password in the environment variable M365_RELAY_PASSWORD');
     user = { username: values.user, password };
   }
-  return sendTest(load(file), { to: values.to, from: values.from as string | undefined, user, timeoutMs: timeout * 1000, out: process.stdout });
+  // send-test talks to the relay's own listener and reads the spool: no Microsoft 365 secret is needed.
+  return sendTest(loadConfigFile(file, process.env, { keepUnresolved: true }), { configFile: file, to: values.to, from: values.from as string | undefined, user, timeoutMs: timeout * 1000, out: process.stdout });
 }
 
 /** `login --config FILE [--account NAME]`: device-code sign-in for a delegated account. */
 async function loginCommandFor(args: string[]): Promise<number> {
   const { file, values } = configOption(args, { account: { type: 'string' }, timeout: { type: 'string' } });
-  const config = load(file);
-  const accounts = accountsOf(config);
+  // First only to find the accounts: another account's secret need not be in this environment.
+  const accounts = accountsOf(loadConfigFile(file, process.env, { keepUnresolved: true }));
   const delegated = [...accounts.values()].filter((a) => a.flow === 'device-code');
   const name = typeof values.account === 'string' ? values.account : delegated.length === 1 ? delegated[0]!.name : undefined;
   if (name === undefined) {
@@ -161,21 +271,51 @@ async function loginCommandFor(args: string[]): Promise<number> {
   const account = accounts.get(name);
   if (!account) throw new UsageError(`there is no account "${name}" (known: ${[...accounts.keys()].join(', ')})`);
   if (account.flow !== 'device-code') throw new UsageError(`account ${name} uses flow: ${account.flow}; login is only for flow: device-code`);
+  // Then strictly for the chosen account: its own references (tokenCacheKey, ...) must resolve.
+  const own = name === 'default' ? 'microsoft365' : `accounts.${name}`;
+  const config = loadConfigFile(file, process.env, { keepUnresolved: (path) => path !== own && !path.startsWith(`${own}.`) });
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout takes a number of seconds');
-  const code = await loginCommand({
+  const resolved = accountsOf(config).get(name) ?? account;
+  return loginCommand({
+    afterLogin: () => sendWaitingMail(config.spool.dir, name),
     account: {
       name,
       configFile: file,
-      ...delegatedSettings(account),
-      requestTimeout: account.tokenTimeout,
+      ...delegatedSettings(resolved),
+      requestTimeout: resolved.tokenTimeout,
       ...(timeout !== undefined && { timeout }),
     },
     out: process.stdout,
   });
-  // A running relay holding this account for the lost sign-in probes at once.
-  if (code === 0) await wakeDaemon(config.spool.dir);
-  return code;
+}
+
+/**
+ * After a sign-in: the account's waiting mail is made due now and the running relay woken, so it
+ * goes out at once instead of at its next scheduled attempt. Returns what to tell the user.
+ */
+async function sendWaitingMail(dir: string, account: string): Promise<string> {
+  try {
+    if (!existsSync(dir)) return 'No mail is waiting (the spool does not exist yet).';
+    await checkSpoolOwner(dir);
+    const spool = await Spool.open(dir, silentLogger());
+    const admin = new QueueAdmin(spool);
+    let count = 0;
+    for (const entry of await spool.list(['queue'])) {
+      if (accountOf(entry.meta) !== account) continue;
+      try {
+        await admin.retry(entry.meta.id);
+        count++;
+      } catch (err) {
+        if (!(err instanceof QueueCommandError)) throw err; // being delivered right now: fine
+      }
+    }
+    // Woken, the relay also lets the account (holding for the lost sign-in) probe at once.
+    await wakeDaemon(dir);
+    return count > 0 ? `${count} queued message(s) of account ${account} are being sent now.` : `No mail of account ${account} was waiting; the running relay uses the new sign-in from now on.`;
+  } catch (err) {
+    return `The running relay uses the new sign-in at its next attempt (queued mail could not be made due now: ${(err as Error).message}).`;
+  }
 }
 
 const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete', 'restore'] as const;
@@ -256,6 +396,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    if (err instanceof FatalStartError) return fatalExit(err);
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = 1;
@@ -266,7 +407,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`m365-relay: cannot start: ${err.message}${err instanceof TokenError ? ` (${err.advice})` : ''}\n`);
       process.exitCode = 1;
     } else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`m365-relay: ${(err as Error).message}\n\n${USAGE}`);
+      // One line and where to read more: the whole usage would bury the mistake.
+      const command = err instanceof UsageError && err.command ? err.command : currentCommand && HELP[currentCommand] ? currentCommand : undefined;
+      process.stderr.write(`m365-relay: ${(err as Error).message}\nTry 'm365-relay ${command ? `${command} ` : ''}--help'.\n`);
       process.exitCode = 2;
     } else {
       process.stderr.write(`m365-relay: ${(err as Error)?.stack ?? String(err)}\n`);
@@ -274,3 +417,22 @@ main(process.argv.slice(2)).then(
     }
   },
 );
+
+/**
+ * `run` failed to start: one line naming the key and the fix (the stack only at log.level debug),
+ * then exit at once, so that no timer of the half-started relay (a token refresh) logs after it.
+ */
+function fatalExit(err: FatalStartError): void {
+  const cause = err.cause;
+  const known = cause instanceof StartError || cause instanceof ListenerTlsError || cause instanceof SpoolLockedError || cause instanceof SpoolOwnerError || cause instanceof AccountSetupError || cause instanceof TokenError;
+  let line = `m365-relay: cannot start: ${(cause as Error)?.message ?? String(cause)}`;
+  if (cause instanceof TokenError) line += ` (${cause.advice})`;
+  if (!known && !err.withStack) line += ' (set log.level: debug for the stack trace)';
+  const prefix = isJournalStream(2) ? '<2>' : '';
+  let text = `${prefix}${line.replace(/\n/g, ' ')}\n`;
+  if (err.withStack && (cause as Error)?.stack) text += `${(cause as Error).stack}\n`;
+  const exit = () => process.stderr.write(text, () => process.exit(1));
+  // What was logged before the failure is written first; bounded, in case stdout is stuck.
+  setTimeout(exit, 1000).unref();
+  err.logger.flush(() => exit());
+}

@@ -8,6 +8,7 @@ import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, RelayWorker, type AccountFactory } from './relay/index.js';
 import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, takeAdminActions, watchWakeups, type SpoolLock } from './spool/index.js';
+import { bindProblem, isErrno, spoolProblem } from './startError.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
 const RESCAN_INTERVAL_MS = 5 * 60_000;
@@ -42,8 +43,13 @@ export interface RelayOptions {
  */
 export async function startRelay(initial: RelayConfig, logger: Logger, options: RelayOptions = {}): Promise<RunningRelay> {
   // One owner per spool, before anything in it is read or changed (recovery included).
-  await checkSpoolOwner(initial.spool.dir);
-  const lock = await acquireSpoolLock(initial.spool.dir);
+  const dir = initial.spool.dir;
+  // A file-system error here (permissions, read-only, full) is the administrator's to fix: say which key.
+  const lock = await checkSpoolOwner(dir)
+    .then(() => acquireSpoolLock(dir))
+    .catch((err: unknown) => {
+      throw isErrno(err) ? spoolProblem(dir, err) : err;
+    });
   try {
     return await startOwned(initial, logger, options, lock);
   } catch (err) {
@@ -54,8 +60,12 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
 
 async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOptions, lock: SpoolLock): Promise<RunningRelay> {
   let config = initial;
-  const spool = await Spool.open(config.spool.dir, logger);
-  const { report, queuedIds } = await spool.recover();
+  const { spool, report, queuedIds } = await (async () => {
+    const opened = await Spool.open(config.spool.dir, logger);
+    return { spool: opened, ...(await opened.recover()) };
+  })().catch((err: unknown) => {
+    throw isErrno(err) ? spoolProblem(config.spool.dir, err) : err;
+  });
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
   const notifier = new FailureNotifier(spool, () => config, logger);
@@ -97,7 +107,10 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
       const metrics = options.metrics;
       if (!metrics) throw new Error('http is configured but no metrics were given to startRelay');
       metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections(), signins: () => signins(worker) });
-      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker) });
+      const { host, port } = config.http;
+      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker) }).catch((err: unknown) => {
+        throw isErrno(err) ? bindProblem('http.port', host, port, err) : err;
+      });
     }
   } catch (err) {
     stopWatching();

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { RawSmtp } from './helpers/rawSmtp.js';
-import { startListener } from './helpers/listener.js';
+import { clientBytes, startListener } from './helpers/listener.js';
 import { waitFor } from './helpers/wait.js';
 
 test('listener: NUL bytes, bare LF line endings and 8-bit headers are spooled exactly as sent', async (t) => {
@@ -27,8 +27,10 @@ test('listener: NUL bytes, bare LF line endings and 8-bit headers are spooled ex
   assert.deepEqual(entry?.meta.envelope, { from: 'scanner@printer.local', to: ['a@contoso.com', 'B@Contoso.com'] });
   assert.equal(entry?.meta.client.address, '127.0.0.1');
   assert.equal(entry?.meta.client.helo, 'printer.local');
-  assert.deepEqual(readFileSync(spool.dataPath(id)), Buffer.concat([data, Buffer.from('\r\n')]).subarray(0, data.length));
-  assert.ok(logs.find((l) => l.event === 'received' && l.msgId === id && l.recipients === 2 && l.size === data.length));
+  const stored = clientBytes(readFileSync(spool.dataPath(id)), id);
+  assert.deepEqual(stored.rest, Buffer.concat([data, Buffer.from('\r\n')]).subarray(0, data.length));
+  assert.match(stored.received, /^Received: [^\r]*\n\t/, 'the Received: field uses the message\'s own bare-LF line ending');
+  assert.ok(logs.find((l) => l.event === 'received' && l.msgId === id && Array.isArray(l.recipients) && l.recipients.length === 2 && l.size === data.length));
 });
 
 test('listener: repeated AUTH failures slow down, then block the address for a while', async (t) => {

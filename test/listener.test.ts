@@ -1,7 +1,7 @@
 // The real listener (smtp-server) over loopback, with the real spool (or, where said, a fault-injected
 // sink), driven by nodemailer and by raw sockets where the exact reply matters.
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
@@ -13,6 +13,7 @@ import { parseConfig, type RelayConfig } from '../src/config/index.js';
 import { createListener, type Listener } from '../src/listener/index.js';
 import { Spool, SpoolWriteError, type IncomingMessage, type MessageSink } from '../src/spool/index.js';
 import { captureLogger, type LogLine } from './helpers/logs.js';
+import { clientBytes } from './helpers/listener.js';
 import { RawSmtp } from './helpers/rawSmtp.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -123,12 +124,15 @@ describe('listener: access without AUTH', () => {
     assert.equal(entry?.meta.id, id);
     assert.deepEqual(entry?.meta.envelope, { from: 'scanner@printer.local', to: ['alice@contoso.com', 'Bob.Smith@contoso.com'] });
     assert.deepEqual(entry?.meta.client, { address: '127.0.0.1', helo: 'printer.local', secure: false });
-    assert.equal(entry?.meta.size, Buffer.byteLength(MESSAGE));
+    // Stored: the relay's Received: field, then the message exactly as sent.
+    const stored = clientBytes(readFileSync(spool.dataPath(id ?? '')), id ?? '');
+    assert.equal(stored.rest.toString('utf8'), MESSAGE);
+    assert.equal(entry?.meta.size, Buffer.byteLength(MESSAGE) + stored.received.length);
     const received = logs.filter((l) => l.event === 'received');
     assert.equal(received.length, 1);
     assert.deepEqual(
       { msgId: received[0]?.msgId, client: received[0]?.client, user: received[0]?.user, size: received[0]?.size, from: received[0]?.from, recipients: received[0]?.recipients, level: received[0]?.level },
-      { msgId: id, client: '127.0.0.1', user: undefined, size: Buffer.byteLength(MESSAGE), from: 'scanner@printer.local', recipients: 2, level: 'info' },
+      { msgId: id, client: '127.0.0.1', user: undefined, size: Buffer.byteLength(MESSAGE), from: 'scanner@printer.local', recipients: ['alice@contoso.com', 'Bob.Smith@contoso.com'], level: 'info' },
     );
   });
 
@@ -172,8 +176,7 @@ describe('listener: access without AUTH', () => {
     assert.ok(id, reply);
     const [entry] = await spool.list();
     assert.deepEqual(entry?.meta.envelope, { from: 'drucker@bücher.example', to: ['empfänger@contoso.com'] });
-    const { readFileSync } = await import('node:fs');
-    assert.deepEqual(readFileSync(spool.dataPath(id)), body);
+    assert.deepEqual(clientBytes(readFileSync(spool.dataPath(id)), id).rest, body);
   });
 
   test('outside allowNetworks without AUTH: 530 5.7.0 at MAIL FROM, nothing queued (raw and nodemailer)', TIMEOUT, async (t) => {
@@ -486,6 +489,49 @@ describe('listener: TLS', () => {
     assert.deepEqual((await spool.list())[0]?.meta.client, { address: '127.0.0.1', user: 'scanner', helo: 'mfp', secure: true });
   });
 
+  test('authRequiresTls (the default with tls): AUTH before STARTTLS gets 538 5.7.11 at once, logged; no password prompt', TIMEOUT, async (t) => {
+    const { port, logs } = await tlsListener(t);
+    const s = await connect(t, port);
+    await s.command('EHLO old-printer');
+    assert.equal(await s.command(`AUTH PLAIN ${b64('\0scanner\0pw')}`), '538 5.7.11 Encryption required for requested authentication mechanism');
+    // LOGIN is refused before the username and password are asked for, not after.
+    assert.equal(await s.command('AUTH LOGIN'), '538 5.7.11 Encryption required for requested authentication mechanism');
+    const refused = logs.filter((l) => l.event === 'auth-refused');
+    assert.deepEqual(refused.map((l) => [l.level, l.client, l.method]), [['warn', '127.0.0.1', 'PLAIN'], ['warn', '127.0.0.1', 'LOGIN']]);
+    assert.doesNotMatch(JSON.stringify(logs), /scanner\\u0000pw|AHNjYW5uZXIAcHc/, 'the credentials are not logged');
+    // The session goes on: STARTTLS, then AUTH works.
+    await s.starttls({ rejectUnauthorized: false, servername: 'relay.lan' });
+    await s.command('EHLO old-printer');
+    assert.equal(await s.command(`AUTH PLAIN ${b64('\0scanner\0pw')}`), '235 Authentication successful');
+  });
+
+  test('authRequiresTls: false on a TLS listener: AUTH is advertised and accepted in plain text (old printers)', TIMEOUT, async (t) => {
+    const { port } = await startListener(t, { allowNetworks: [], users: [{ username: 'scanner', passwordHash: await hashPassword('pw') }] }, {
+      listen: { port: 0, host: '127.0.0.1', tls: { cert: 'relay.crt', key: 'relay.key' }, authRequiresTls: false },
+      files: { 'relay.crt': pem.cert, 'relay.key': pem.key },
+    });
+    const s = await connect(t, port);
+    const ehlo = await s.command('EHLO old-printer');
+    assert.match(ehlo, /^250[ -]AUTH PLAIN LOGIN$/m);
+    assert.match(ehlo, /^250[ -]STARTTLS$/m, 'STARTTLS stays offered to devices that can');
+    assert.equal(await s.command(`AUTH PLAIN ${b64('\0scanner\0pw')}`), '235 Authentication successful');
+  });
+
+  test('authRequiresTls without tls, and a key that is not the certificate\'s, are refused naming the key', TIMEOUT, async () => {
+    const tmp = tempDir('m365-relay-tls-');
+    try {
+      const other = await generate([{ name: 'commonName', value: 'other' }], { keyType: 'ec' });
+      writeFileSync(join(tmp.dir, 'relay.crt'), pem.cert);
+      writeFileSync(join(tmp.dir, 'other.key'), other.private);
+      const base = { spool: { dir: join(tmp.dir, 'spool') }, microsoft365: { tenantId: 't', clientId: 'c', clientSecret: 's', mailbox: 'relay@contoso.com' } };
+      assert.throws(() => parseConfig(stringify({ ...base, listen: [{ port: 0, authRequiresTls: true }] }), join(tmp.dir, 'relay.yaml'), {}), /listen\[0\]\.authRequiresTls: authRequiresTls: true needs a certificate/);
+      const config = parseConfig(stringify({ ...base, listen: [{ port: 0, host: '127.0.0.1', tls: { cert: 'relay.crt', key: 'other.key' } }] }), join(tmp.dir, 'relay.yaml'), {});
+      assert.throws(() => createListener({ config, sink: { incoming: () => { throw new Error('unused'); } }, logger: captureLogger().logger }), /listen\[0\]\.tls\.key: .*other\.key is not the key of the certificate .*relay\.crt/);
+    } finally {
+      tmp.remove();
+    }
+  });
+
   test('nodemailer upgrades with STARTTLS and authenticates', TIMEOUT, async (t) => {
     const { port, spool, logs } = await tlsListener(t);
     const info = await sendWithNodemailer(port, { from: 'scanner@mfp.local', to: ['a@contoso.com'] }, {
@@ -579,7 +625,8 @@ describe('listener: lifecycle', () => {
     });
     const second = createListener({ config, sink: first.spool, logger: captureLogger().logger });
     t.after(() => second.close(100));
-    await assert.rejects(second.start(), new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: the address is already in use`));
+    // The error names the key to change, the address, and what to do.
+    await assert.rejects(second.start(), new RegExp(`listen\\[1\\]\\.port: 127\\.0\\.0\\.1:${first.port} is already in use by another program; stop that program`));
   });
 
   test('an onQueued callback that throws does not change the 250 nor crash anything', TIMEOUT, async (t) => {

@@ -11,8 +11,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join, posix } from 'node:path';
 import { describe, test } from 'node:test';
-import { parse } from 'yaml';
-import { CLI, ROOT, sendMessage, simulatorSuite, spawnRelay, tempDir } from './helpers/harness.js';
+import { parse, stringify } from 'yaml';
+import { CLI, ROOT, rawConfigFor, sendMessage, simulatorSuite, spawnRelay, tempDir } from './helpers/harness.js';
+import { startNotifySocket } from './helpers/notifySocket.js';
+import { waitFor } from './helpers/wait.js';
 
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
 
@@ -144,7 +146,15 @@ describe('systemd unit: the directives the issue asks for', () => {
     const timeout = timeSpanMs(one(UNIT, S, 'TimeoutStopSec'));
     assert.ok(timeout >= grace + 10_000, `TimeoutStopSec (${timeout} ms) must exceed the relay's stop grace (${grace} ms) with margin`);
     assert.ok(timeout <= 120_000, `TimeoutStopSec (${timeout} ms) keeps a stop waiting too long`);
-    assert.equal(one(UNIT, S, 'ExecReload'), '/bin/kill -HUP $MAINPID');
+    // Reload validates first: a bad file fails `systemctl reload` and is never signalled.
+    assert.deepEqual(all(UNIT, S, 'ExecReload'), [`${INSTALLED_NODE} ${INSTALLED_CLI} check-config --config \${CONFIGURATION_DIRECTORY}/relay.yaml`, '/bin/kill -HUP $MAINPID']);
+  });
+
+  test('Type=notify: started means accepting mail; the notification comes from a helper process', () => {
+    assert.equal(one(UNIT, S, 'Type'), 'notify');
+    assert.equal(one(UNIT, S, 'NotifyAccess'), 'all', 'systemd-notify, a child of the relay, sends READY=1');
+    const start = timeSpanMs(one(UNIT, S, 'TimeoutStartSec'));
+    assert.ok(start >= 30_000 && start <= 300_000, `TimeoutStartSec ${start} ms`);
   });
 
   test('secrets come from a root-only EnvironmentFile or systemd credentials, never from the unit', () => {
@@ -205,6 +215,79 @@ describe('systemd unit: systemd-analyze', { skip: SKIP_SYSTEMD }, () => {
     assert.ok(found?.[1], `no exposure level in the output:\n${output}`);
     const exposure = Number(found[1]);
     assert.ok(exposure <= 2.5, `exposure ${exposure} is above 2.5:\n${output}`);
+  });
+});
+
+describe('systemd unit: reload and readiness against a real relay', () => {
+  const suite = simulatorSuite();
+
+  /** The unit's ExecReload= lines with this machine's paths, run one after the other as systemd does: the first failure fails the reload. */
+  function execReload(configFile: string, mainPid: number): { status: number; output: string } {
+    let output = '';
+    for (const line of all(UNIT, S, 'ExecReload')) {
+      const argv = line
+        .replaceAll('${CONFIGURATION_DIRECTORY}/relay.yaml', configFile)
+        .replaceAll('$MAINPID', String(mainPid))
+        .split(/\s+/)
+        .map((word) => (word === INSTALLED_NODE ? process.execPath : word === INSTALLED_CLI ? CLI : word));
+      const result = spawnSync(argv[0] ?? '', argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
+      assert.ifError(result.error);
+      output += `${result.stdout}${result.stderr}`;
+      if (result.status !== 0) return { status: result.status ?? 1, output };
+    }
+    return { status: 0, output };
+  }
+
+  test('systemctl reload through the unit\'s ExecReload: a bad file fails the reload and never reaches the relay; a good one is applied', async (t) => {
+    suite.sim.reset();
+    const work = suite.dir();
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'));
+    const relay = await spawnRelay(raw, work);
+    t.after(() => relay.kill());
+    const file = join(work, 'relay.yaml');
+    const pid = relay.proc.pid ?? 0;
+
+    writeFileSync(file, stringify({ ...raw, maxMessageSize: 'big' }));
+    const bad = execReload(file, pid);
+    assert.notEqual(bad.status, 0, 'the reload fails');
+    assert.match(bad.output, /maxMessageSize: must be of type number/);
+    // Nothing was signalled: a good reload afterwards is the first reload the relay sees.
+    writeFileSync(file, stringify({ ...raw, maxMessageSize: 1_000_000 }));
+    const good = execReload(file, pid);
+    assert.equal(good.status, 0, good.output);
+    assert.match(good.output, /the spool is in use by the running relay \(pid \d+/, 'check-config says the spool is the running relay\'s');
+    await relay.waitForLog('the reload', (l) => l.event === 'reloaded');
+    assert.deepEqual(relay.logs.filter((l) => l.event === 'reload-failed'), [], 'the bad file never reached the relay');
+    assert.equal(await relay.stop(), 0);
+  });
+
+  test('Type=notify: READY=1 once the listener accepts, STOPPING=1 at SIGTERM (a notify socket of the test\'s own; systemd-notify is real)', async (t) => {
+    suite.sim.reset();
+    const work = suite.dir();
+    for (const address of [join(work, 'notify.sock'), `@m365-relay-test-${process.pid}-${Date.now()}`]) {
+      const socket = await startNotifySocket(address);
+      t.after(() => socket.close());
+      const relay = await spawnRelay(rawConfigFor(suite.sim, join(work, `spool-${socket.messages.length}-${address.length}`)), work, { env: { NOTIFY_SOCKET: address } });
+      t.after(() => relay.kill());
+      const ready = await waitFor('READY=1', () => socket.messages.find((m) => m.fields.READY === '1'), 15_000);
+      // At READY=1 the listener takes connections: the address systemd is told is live.
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(ready.fields.STATUS ?? '')?.[1]);
+      assert.equal(port, relay.port, ready.fields.STATUS);
+      await sendMessage(port, { to: ['ready@contoso.com'] });
+      assert.deepEqual(relay.logs.filter((l) => l.event === 'notify-failed'), []);
+      assert.equal(await relay.stop(), 0);
+      assert.ok(socket.messages.some((m) => m.fields.STOPPING === '1'), `STOPPING=1 at shutdown: ${JSON.stringify(socket.messages)}`);
+      await socket.close();
+    }
+  });
+
+  test('without NOTIFY_SOCKET nothing is sent and nothing is logged about it', async (t) => {
+    suite.sim.reset();
+    const work = suite.dir();
+    const relay = await spawnRelay(rawConfigFor(suite.sim, join(work, 'spool')), work, { env: { NOTIFY_SOCKET: '' } });
+    t.after(() => relay.kill());
+    assert.equal(await relay.stop(), 0);
+    assert.deepEqual(relay.logs.filter((l) => /^notif/.test(String(l.event))), []);
   });
 });
 
@@ -320,7 +403,9 @@ describe('Dockerfile', () => {
     assert.ok(STAGES.length >= 2, 'at least a build and a runtime stage');
     assert.ok(FINAL);
     assert.deepEqual(STAGES.map((s) => s.name), ['build', 'prod-deps', 'runtime']);
-    for (const stage of STAGES) assert.match(stage.base, /^node:20(\.|-|$)/, 'Node 20, as package.json engines says');
+    // The current LTS in the image; package.json engines still admits Node 20 (distributions ship it).
+    for (const stage of STAGES) assert.match(stage.base, /^node:24(\.|-|$)/, 'the image runs Node 24 (LTS)');
+    assert.equal((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node, '>=20');
     const runs = (stage: Stage) => stage.instructions.filter((i) => i.keyword === 'RUN').map((i) => i.args);
     const build = STAGES.find((s) => s.name === 'build');
     assert.ok(build && runs(build).some((r) => /\bnpm run build\b/.test(r)));

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Simulator } from '../src/simulator/index.js';
 import { generateClientCertificate } from '../src/simulator/index.js';
 import { rawConfigFor, sampleMessage, sendMessage, startInProcessRelay, startTestSimulator, tempDir, type InProcessRelay } from './helpers/harness.js';
+import { clientBytes } from './helpers/listener.js';
 import { waitFor } from './helpers/wait.js';
 
 function headerOf(raw: Buffer): string {
@@ -53,12 +54,15 @@ describe('relay end to end', () => {
     assert.ok(got);
     assert.equal(got.mailbox, 'relay@contoso.com');
     assert.deepEqual(got.envelope, { from: 'relay@contoso.com', to: ['alice@contoso.com'] });
+    const id = /queued as (\S+)/.exec(info.response)?.[1] ?? '';
+    // The relay's own Received: field first (naming this hop), then the device's header, rewritten.
+    const { received: stamp, rest } = clientBytes(got.raw, id);
+    assert.match(stamp, /^Received: from \S+ \(\[127\.0\.0\.1\]\)\r\n\tby \S+ \(m365-relay\) with ESMTP id /);
     assert.equal(
-      headerOf(got.raw),
+      headerOf(rest),
       'From: "Scanner 3rd floor" <relay@contoso.com>\r\nReply-To: scanner@printer.local\r\nTo: alice@contoso.com\r\nSubject: Scan\r\nDate: Mon, 23 Nov 2026 08:00:00 +0000\r\nMessage-ID: <scan-1@printer.local>\r\n',
     );
     assert.deepEqual(bodyOf(got.raw), Buffer.from(body));
-    const id = /queued as (\S+)/.exec(info.response)?.[1];
     await waitFor('the delivered log line', () => r.logs.find((l) => l.event === 'delivered' && l.msgId === id));
     const received = r.logs.find((l) => l.event === 'received' && l.msgId === id);
     assert.ok(received, 'a received line with the message id');
@@ -71,10 +75,13 @@ describe('relay end to end', () => {
     const to = ['alice@contoso.com', 'bob@fabrikam.com', 'carol@contoso.com'];
     const raw = sampleMessage({ from: 'alerts@contoso.com', to }).replace('"Scanner 3rd floor" ', '') + '';
     const full = raw.replace('MIME-Version', 'Date: Mon, 23 Nov 2026 08:00:00 +0000\r\nMessage-ID: <a1@contoso.com>\r\nMIME-Version');
-    await sendMessage(r.port, { from: 'alerts@contoso.com', to, raw: full });
+    const info = await sendMessage(r.port, { from: 'alerts@contoso.com', to, raw: full });
     const [got] = await sim.waitForMessages(1);
     assert.deepEqual(got?.envelope, { from: 'alerts@contoso.com', to });
-    assert.equal(got?.raw.toString('latin1'), full, 'byte-identical: nothing needed rewriting');
+    // After the relay's Received: field (no "for": several recipients), byte-identical.
+    const { received: stamp, rest } = clientBytes(got?.raw ?? Buffer.alloc(0), /queued as (\S+)/.exec(info.response)?.[1] ?? '');
+    assert.doesNotMatch(stamp, /\tfor </, 'recipients are not listed when there are several');
+    assert.equal(rest.toString('latin1'), full, 'byte-identical: nothing needed rewriting');
   });
 
   test('Date and Message-ID are added when the device sent none', async (t) => {

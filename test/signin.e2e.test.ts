@@ -24,6 +24,21 @@ function httpText(port: number, path: string): Promise<{ status: number; body: s
   });
 }
 
+/** `m365-relay login --account scans`, playing the user at the simulator: its output, after it exited 0. */
+async function loginAs(t: { after: (fn: () => unknown) => void }, sim: { pendingUserCodes(): string[]; approveDeviceCode(code: string, user: string): void }, file: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const login = spawn(process.execPath, [CLI, 'login', '--config', file, '--account', 'scans', '--timeout', '20'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  t.after(() => login.kill());
+  let out = '';
+  login.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  login.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => login.once('exit', (code) => resolve(code)));
+  const code = await waitFor('the device code in login output', () => sim.pendingUserCodes()[0], 15_000);
+  sim.approveDeviceCode(code, MAILBOX);
+  assert.equal(await exited, 0, out);
+  assert.match(out, /Signed in as scans@contoso\.com/);
+  return out;
+}
+
 describe('delegated sign-in (device code) through the daemon', () => {
   const suite = simulatorSuite({
     rateLimit: null,
@@ -51,16 +66,7 @@ describe('delegated sign-in (device code) through the daemon', () => {
     writeFileSync(file, stringify(raw));
 
     // 1. login: read the user code from its output, sign in as the mailbox at the simulator.
-    const login = spawn(process.execPath, [CLI, 'login', '--config', file, '--account', 'scans', '--timeout', '20'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    t.after(() => login.kill());
-    let out = '';
-    login.stdout.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    login.stderr.on('data', (c: Buffer) => (out += c.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) => login.once('exit', (code) => resolve(code)));
-    const code = await waitFor('the device code in login output', () => sim.pendingUserCodes()[0], 15_000);
-    sim.approveDeviceCode(code, MAILBOX);
-    assert.equal(await exited, 0, out);
-    assert.match(out, /Signed in as scans@contoso\.com/);
+    await loginAs(t, sim, file);
     assert.equal(statSync(cacheFile).mode & 0o777, 0o600, 'the token cache is 0600');
 
     // check-config --connect signs in from the cache and logs in to SMTP as the user, nothing sent.
@@ -113,5 +119,36 @@ describe('delegated sign-in (device code) through the daemon', () => {
     assert.match((await httpText(thirdHttp, '/metrics')).body, /^m365relay_signin_expires_in_seconds\{account="scans"\} 0$/m);
     assert.equal(sim.received.length, 2, 'the message waits in the queue');
     await third.stop();
+  });
+
+  test('login --account scans needs only that account\'s settings: the default account\'s unset secret does not matter', async (t) => {
+    const sim = suite.sim;
+    sim.reset();
+    const work = suite.dir();
+    const cacheFile = join(work, 'signin', 'scans.json');
+    const raw = rawConfigFor(sim, join(work, 'spool'), {
+      microsoft365: { clientSecret: '${M365_RELAY_TEST_UNSET_DEFAULT_SECRET}' },
+      accounts: {
+        scans: { tenantId: sim.tenantId, clientId: PUBLIC_APP, flow: 'device-code', authorityHost: sim.authorityHost, smtpHost: sim.smtpHost, smtpPort: sim.smtpPort, mailbox: MAILBOX, tokenCacheFile: cacheFile, tokenCacheKey: '${M365_RELAY_TEST_SCANS_KEY}', tokenTimeout: '5s' },
+      },
+    });
+    const file = join(work, 'relay.yaml');
+    writeFileSync(file, stringify(raw));
+    const env: NodeJS.ProcessEnv = { ...process.env, M365_RELAY_TEST_SCANS_KEY: 'a-long-enough-cache-key-for-the-test-0123456789' };
+    delete env.M365_RELAY_TEST_UNSET_DEFAULT_SECRET;
+
+    // The account's own reference must resolve: without its key, login names it.
+    const { M365_RELAY_TEST_SCANS_KEY: _key, ...withoutKey } = env;
+    const refused = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      execFile(process.execPath, [CLI, 'login', '--config', file, '--account', 'scans', '--timeout', '5'], { env: withoutKey, timeout: 20_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
+      );
+    });
+    assert.equal(refused.code, 1);
+    assert.match(refused.out, /accounts\.scans\.tokenCacheKey: environment variable M365_RELAY_TEST_SCANS_KEY is not set/);
+    assert.doesNotMatch(refused.out, /M365_RELAY_TEST_UNSET_DEFAULT_SECRET/, 'the default account is not resolved');
+
+    const out = await loginAs(t, sim, file, env);
+    assert.match(out, /No mail is waiting|No mail of account scans was waiting|queued message\(s\) of account scans are being sent now/, 'login says what happens to queued mail');
   });
 });

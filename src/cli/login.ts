@@ -15,7 +15,7 @@ export interface DelegatedLoginTarget extends DelegatedAccountSettings {
 }
 
 /** Exit status: 0 signed in and cache written; 1 the sign-in failed (the reason and advice printed). */
-export async function loginCommand(args: { account: DelegatedLoginTarget; out: NodeJS.WritableStream }): Promise<number> {
+export async function loginCommand(args: { account: DelegatedLoginTarget; out: NodeJS.WritableStream; afterLogin?: () => Promise<string> }): Promise<number> {
   const { account, out } = args;
   const say = (line: string): void => {
     out.write(`${line}\n`);
@@ -32,7 +32,8 @@ export async function loginCommand(args: { account: DelegatedLoginTarget; out: N
     });
     say(`Signed in as ${result.username}.`);
     say(`Token cache written to ${result.cacheFile} (mode 0600, ${result.encrypted ? 'encrypted' : 'not encrypted'}).`);
-    say('A running relay picks the new sign-in up by itself; no restart is needed.');
+    // The mail that waited for the sign-in goes out now, not at its next scheduled attempt.
+    say(args.afterLogin ? await args.afterLogin() : 'A running relay picks the new sign-in up by itself; no restart is needed.');
     return 0;
   } catch (err) {
     if (err instanceof LoginError) {

@@ -28,7 +28,8 @@ export function toListItem(entry: SpoolEntry): QueueListItem {
     recipients: meta.recipients.map((r) => r.address),
     attempts: meta.attempts,
     lastError: meta.lastError,
-    nextAttemptAt: meta.nextAttemptAt,
+    // A held or failed message has no next attempt, whatever its metadata last recorded.
+    nextAttemptAt: state === 'hold' || state === 'failed' ? null : meta.nextAttemptAt,
     account: accountOf(meta),
     route: meta.route?.rule ?? null,
   };
@@ -65,6 +66,13 @@ export function formatQueueTable(items: QueueListItem[]): string {
   return [line(head), ...rows.map(line), '', `${items.length} message(s): ${counts}`].join('\n');
 }
 
+/** What `queue show` says about the next attempt: none while held or failed. */
+export function nextAttemptText(item: Pick<QueueListItem, 'state' | 'nextAttemptAt'>): string {
+  if (item.state === 'hold') return '- (held: queue release ID sends it)';
+  if (item.state === 'failed') return '-';
+  return item.nextAttemptAt ?? 'now';
+}
+
 /** `queue show`: everything about one message, for a person. */
 export function formatShow(entry: SpoolEntry, headers: string): string {
   const m = entry.meta;
@@ -77,7 +85,7 @@ export function formatShow(entry: SpoolEntry, headers: string): string {
     `sender:        ${m.envelope.from || '<>'}`,
     `account:       ${item.account}${item.route ? ` (route: ${item.route})` : ''}`,
     `attempts:      ${m.attempts}`,
-    `next attempt:  ${m.nextAttemptAt ?? (item.state === 'failed' ? '-' : 'now')}`,
+    `next attempt:  ${nextAttemptText(item)}`,
     `last error:    ${m.lastError ?? '-'}`,
     ...(m.failedAt ? [`failed at:     ${m.failedAt}`] : []),
     'recipients:',

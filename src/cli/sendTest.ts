@@ -16,6 +16,8 @@ export interface SendTestOptions {
   /** How long to follow the message; 0 returns once it is queued. */
   timeoutMs: number;
   out: NodeJS.WritableStream;
+  /** The configuration file as given to --config, for the commands the output suggests. */
+  configFile?: string;
 }
 
 const POLL_MS = 250;
@@ -82,7 +84,7 @@ async function follow(config: RelayConfig, id: string, options: SendTestOptions)
       options.out.write(`${id}: deferred after ${meta.attempts} attempt(s): ${meta.lastError}; next attempt ${meta.nextAttemptAt ?? 'now'}\n`);
     }
     if (Date.now() > deadline) {
-      options.out.write(`${id}: still in the queue after ${Math.round(options.timeoutMs / 1000)} s; follow it with: m365-relay queue show ${id} --config FILE\n`);
+      options.out.write(`${id}: still in the queue after ${Math.round(options.timeoutMs / 1000)} s; follow it with: m365-relay queue show ${id} --config ${options.configFile ?? 'FILE'}\n`);
       return 1;
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));

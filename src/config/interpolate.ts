@@ -21,7 +21,7 @@ const CREDENTIAL_NAME = /^[A-Za-z0-9_.@-]+$/;
 export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, problems: ConfigProblem[], path = '', options: InterpolateOptions = {}): unknown {
   if (typeof value === 'string') {
     return value.replace(REFERENCE, (whole, kind: string | undefined, target: string | undefined, name: string | undefined, fallback: string | undefined) => {
-      if (options.keepUnresolved && !resolvable(kind, target, name, fallback, env)) return whole;
+      if (keeps(options, path) && !resolvable(kind, target, name, fallback, env)) return whole;
       if (kind === 'file') return readSecretFile(target ?? '', whole, path, problems);
       if (kind === 'credential') return readCredential(target ?? '', whole, env, path, problems);
       const found = env[name ?? ''];
@@ -44,9 +44,15 @@ export interface InterpolateOptions {
   /**
    * Leave references that cannot be resolved as they are written instead of reporting them: for
    * commands that only need the spool (`queue ...`), run by an administrator without the service's
-   * secrets in their environment.
+   * secrets in their environment. A function decides per key path ("accounts.scans.clientSecret"):
+   * `login --account scans` resolves that account strictly and leaves the others' secrets alone.
    */
-  keepUnresolved?: boolean;
+  keepUnresolved?: boolean | ((path: string) => boolean);
+}
+
+function keeps(options: InterpolateOptions, path: string): boolean {
+  const keep = options.keepUnresolved;
+  return typeof keep === 'function' ? keep(path) : Boolean(keep);
 }
 
 function resolvable(kind: string | undefined, target: string | undefined, name: string | undefined, fallback: string | undefined, env: NodeJS.ProcessEnv): boolean {

@@ -52,11 +52,23 @@ const tlsFiles = z.strictObject({
   key: z.string().min(1),
 });
 
-const listenSchema = z.strictObject({
-  port,
-  host: z.string().min(1).default('0.0.0.0'),
-  tls: tlsFiles.optional(),
-});
+const listenSchema = z
+  .strictObject({
+    port,
+    host: z.string().min(1).default('0.0.0.0'),
+    tls: tlsFiles.optional(),
+    /**
+     * Refuse AUTH (538 5.7.11) until the session is encrypted with STARTTLS, so that passwords never
+     * cross the network in clear. Default: true when the listener has `tls`. Needs `tls`.
+     */
+    authRequiresTls: z.boolean().optional(),
+  })
+  .superRefine((l, ctx) => {
+    if (l.authRequiresTls && !l.tls) {
+      ctx.addIssue({ code: 'custom', path: ['authRequiresTls'], message: 'authRequiresTls: true needs a certificate (tls: {cert, key}) on this listener, or AUTH could never succeed' });
+    }
+  })
+  .transform((l) => ({ ...l, authRequiresTls: l.authRequiresTls ?? Boolean(l.tls) }));
 
 const userSchema = z
   .strictObject({
@@ -262,7 +274,13 @@ export const configSchema = z.strictObject({
     .optional(),
   /** Optional health and metrics endpoint (off when absent). Loopback by default: it is not for the LAN. */
   http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port }).optional(),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info') }).default({ level: 'info' }),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+      /** json: one JSON object per line (for log shippers); text: one readable line per event. */
+      format: z.enum(['json', 'text'], { message: 'must be json or text' }).default('json'),
+    })
+    .default({ level: 'info', format: 'json' }),
 });
 
 type ParsedConfig = z.output<typeof configSchema>;

@@ -3,7 +3,11 @@ import type { IncomingMessage } from '../spool/index.js';
 import { clientAddress, clientOf, envelopeOf, userOf } from './envelope.js';
 import type { HandlerContext } from './handlers.js';
 import { reply } from './replies.js';
+import { hostname } from 'node:os';
+import { ReceivedStamp, receivedHeader } from './received.js';
 import { capAt } from './sizeCap.js';
+
+const RELAY_HOST = hostname();
 
 /** Discards a message's files; IncomingMessage.abort never throws, but a faulty sink must not matter. */
 async function discard(message: IncomingMessage): Promise<void> {
@@ -43,10 +47,31 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
   }
   const message = ctx.sink.incoming();
   const capped = capAt(stream, ctx.rules().config.maxMessageSize);
+  const envelope = envelopeOf(session);
+  const who = clientOf(session);
+  // Like every MTA, the relay records the hop in a Received: field at the top of what it stores.
+  const cipher = session.secure ? (session as { tlsOptions?: { name?: string; version?: string } | false }).tlsOptions || undefined : undefined;
+  const stamp = new ReceivedStamp((eol) =>
+    receivedHeader(
+      {
+        address: who.address,
+        helo: who.helo,
+        user: who.user,
+        tls: session.secure ? { protocol: cipher?.version, cipher: cipher?.name } : undefined,
+        protocol: (session as { transmissionType?: string }).transmissionType || 'ESMTP',
+        by: RELAY_HOST,
+        id: message.id,
+        recipients: envelope.to,
+        date: new Date(),
+      },
+      eol,
+    ),
+  );
+  capped.stream.on('error', (err) => stamp.destroy(err));
   let size = 0;
   let writeError: unknown = null;
   try {
-    size = await message.write(capped.stream);
+    size = await message.write(capped.stream.pipe(stamp));
   } catch (err) {
     writeError = err;
   }
@@ -69,8 +94,6 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
     }
     throw reply('spoolWrite');
   }
-  const envelope = envelopeOf(session);
-  const who = clientOf(session);
   // Chosen now and stored with the message, so a later reload of routes does not reroute it.
   const route = ctx.rules().router.resolve({ user: who.user, address: who.address, sender: envelope.from });
   try {
@@ -81,7 +104,21 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
     throw reply('spoolWrite');
   }
   logger.info(
-    { event: 'received', msgId: message.id, client, user: userOf(session), size, from: envelope.from, recipients: envelope.to.length, secure: Boolean(session.secure), account: route.account, route: route.rule },
+    {
+      event: 'received',
+      msgId: message.id,
+      client,
+      helo: who.helo,
+      user: userOf(session),
+      size: size - stamp.added,
+      // The addresses and the Message-ID header, so that `grep bob@contoso.com` finds the message's whole life.
+      from: envelope.from,
+      recipients: envelope.to,
+      messageId: stamp.messageId,
+      secure: Boolean(session.secure),
+      account: route.account,
+      route: route.rule,
+    },
     'message queued',
   );
   return { id: message.id };

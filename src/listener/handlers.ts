@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
 import type { ConnectionCounter } from './connectionLimits.js';
+import { gateAuthUntilTls } from './authGate.js';
 import { disabledCommands } from './options.js';
 import { drain, receive } from './data.js';
 import { clientAddress } from './envelope.js';
@@ -45,11 +46,21 @@ type Handlers = Required<Pick<SMTPServerOptions, 'onConnect' | 'onSecure' | 'onA
 
 type Done = (err?: Error | null) => void;
 
+/** How a listener treats AUTH before STARTTLS. */
+export interface ListenerAuth {
+  /** The listener has a certificate (STARTTLS is offered). */
+  tls: boolean;
+  /** AUTH waits for STARTTLS (listen[].authRequiresTls). */
+  authRequiresTls: boolean;
+  /** The AUTH gate is installed (authGate.ts): refuse with 538 and log; else disable AUTH before STARTTLS. */
+  gate: boolean;
+}
+
 /**
- * The smtp-server handlers of one listener. `tls` says whether this listener has a certificate:
- * then AUTH is withheld until the session is encrypted.
+ * The smtp-server handlers of one listener. With `authRequiresTls`, AUTH is withheld until the
+ * session is encrypted: not advertised, and refused with 538 5.7.11 (logged) when tried.
  */
-export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }): Handlers {
+export function createHandlers(ctx: HandlerContext, listener: ListenerAuth): Handlers {
   const { logger } = ctx;
   /** Sessions holding a slot in ctx.connections. */
   const counted = new WeakSet<SMTPServerSession>();
@@ -79,8 +90,19 @@ export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }):
       return done(reply(slot === 'total' ? 'serverBusy' : 'tooManyConnections'));
     }
     counted.add(session);
-    // With a certificate, AUTH is neither advertised nor accepted before STARTTLS (onSecure lifts it).
-    if (listener.tls && !session.secure) session.disabledCommands = [...disabledCommands(true), 'AUTH'];
+    // authRequiresTls: AUTH is neither advertised nor accepted before STARTTLS.
+    if (listener.authRequiresTls && !session.secure) {
+      if (listener.gate) {
+        gateAuthUntilTls(session, (method) => {
+          logger.warn(
+            { event: 'auth-refused', client, method, reason: 'AUTH before STARTTLS on a listener with authRequiresTls' },
+            'authentication refused (538 5.7.11): the client must use STARTTLS first; for a device that cannot, see authRequiresTls in the README',
+          );
+        });
+      } else {
+        session.disabledCommands = [...disabledCommands(listener.tls), 'AUTH'];
+      }
+    }
     logger.debug({ event: 'connect', client, session: session.id }, 'client connected');
     done();
   }, () => reply('serverBusy'));
@@ -108,7 +130,7 @@ export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }):
       const username = auth.username ?? '';
       if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return callback(reply('authMechanism'));
       // Backstop: AUTH is disabled before STARTTLS on a TLS listener, and smtp-server refuses it too.
-      if (listener.tls && !session.secure) return callback(reply('encryptionRequired'));
+      if (listener.authRequiresTls && !session.secure) return callback(reply('encryptionRequired'));
       const throttle = ctx.throttle();
       if (throttle.isBlocked(client)) {
         logger.warn({ event: 'auth-blocked', client, username }, 'authentication refused: too many failures from this address');

@@ -6,10 +6,12 @@ import type { Logger } from '../observability/logger.js';
 import { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
 import { ConnectionCounter } from './connectionLimits.js';
+import { installAuthGate } from './authGate.js';
 import { greetWithoutDelay } from './greeting.js';
 import { createHandlers, type HandlerContext, type Rules } from './handlers.js';
 import { readTls, serverOptions, type TlsMaterial } from './options.js';
 import { REPLIES } from './replies.js';
+import { bindProblem } from '../startError.js';
 
 export { ListenerTlsError } from './options.js';
 export { REPLIES, queuedReply } from './replies.js';
@@ -53,7 +55,7 @@ export interface Listener {
 const sameThrottleLimits = (a: RelayConfig['limits'], b: RelayConfig['limits']) =>
   a.maxAuthFailures === b.maxAuthFailures && a.authFailureWindow === b.authFailureWindow && a.authBlockDuration === b.authBlockDuration;
 
-const listenKey = (listen: readonly ListenConfig[]) => JSON.stringify(listen.map((l) => [l.host, l.port, Boolean(l.tls)]));
+const listenKey = (listen: readonly ListenConfig[]) => JSON.stringify(listen.map((l) => [l.host, l.port, Boolean(l.tls), l.authRequiresTls]));
 
 /** One smtp-server per `listen` entry, sharing the access policy, limits and the spool. */
 export function createListener(options: ListenerOptions): Listener {
@@ -87,9 +89,12 @@ export function createListener(options: ListenerOptions): Listener {
   if (!greetWithoutDelay()) logger.debug({ event: 'greeting-delay' }, 'smtp-server greets after its built-in 100 ms early-talker delay');
   const name = hostname();
   const certificates = listens.map(readTls);
+  const gate = installAuthGate();
+  if (!gate) logger.debug({ event: 'auth-gate' }, 'smtp-server internals differ: AUTH before STARTTLS is disabled instead of refused with 538');
   const servers = listens.map((listen, i) => {
     const tls = certificates[i];
-    const server = new SMTPServer(serverOptions(listen, options.config, name, tls, createHandlers(context, { tls: Boolean(tls) })));
+    const auth = { tls: Boolean(tls), authRequiresTls: listen.authRequiresTls, gate };
+    const server = new SMTPServer(serverOptions(listen, options.config, name, tls, createHandlers(context, auth), auth));
     // A client's socket error (reset, TLS handshake garbage) is emitted here; without a listener
     // it would crash the process. It never ends the listener.
     server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
@@ -101,10 +106,10 @@ export function createListener(options: ListenerOptions): Listener {
     return server;
   });
 
-  async function listenOne(server: SMTPServer, listen: ListenConfig): Promise<BoundAddress> {
+  async function listenOne(server: SMTPServer, listen: ListenConfig, index: number): Promise<BoundAddress> {
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
-        reject(new Error(`cannot listen on ${listen.host}:${listen.port}: ${err.code === 'EADDRINUSE' ? 'the address is already in use' : err.message}`, { cause: err }));
+        reject(bindProblem(`listen[${index}].port`, listen.host, listen.port, err));
       };
       server.server.once('error', onError);
       server.listen(listen.port, listen.host, () => {
@@ -150,7 +155,7 @@ export function createListener(options: ListenerOptions): Listener {
     async start() {
       bound = [];
       try {
-        for (const [i, server] of servers.entries()) bound.push(await listenOne(server, listens[i]!));
+        for (const [i, server] of servers.entries()) bound.push(await listenOne(server, listens[i]!, i));
       } catch (err) {
         // Do not leave half the listeners bound.
         await Promise.all(servers.map((server) => closeServer(server, 1)));

@@ -1,11 +1,20 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SMTPServerOptions } from 'smtp-server';
 import type { ListenConfig, RelayConfig } from '../config/index.js';
 
-/** A listener's certificate or key file could not be read; the message names the file. */
+/** A listener's certificate or key file could not be read or do not match; the message names the key and the file. */
 export class ListenerTlsError extends Error {
   override readonly name = 'ListenerTlsError';
   readonly code = 'ELISTENERTLS';
+  constructor(
+    /** The config key: listen[N].tls.cert or listen[N].tls.key. */
+    readonly key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${key}: ${message}`, options);
+  }
 }
 
 export interface TlsMaterial {
@@ -13,17 +22,42 @@ export interface TlsMaterial {
   cert: Buffer;
 }
 
-/** Reads a listener's PEM files (at start and on reload), or undefined for a plain listener. */
-export function readTls(listen: ListenConfig): TlsMaterial | undefined {
+/**
+ * Reads a listener's PEM files (at start, on reload and in check-config) and checks that the key
+ * belongs to the certificate, or undefined for a plain listener. Throws ListenerTlsError.
+ */
+export function readTls(listen: ListenConfig, index = 0): TlsMaterial | undefined {
   if (!listen.tls) return undefined;
-  const read = (what: string, file: string) => {
+  const key = `listen[${index}].tls`;
+  const read = (what: 'cert' | 'key', file: string) => {
     try {
       return readFileSync(file);
     } catch (err) {
-      throw new ListenerTlsError(`listener ${listen.host}:${listen.port}: cannot read the TLS ${what} file ${file}: ${(err as Error).message}`, { cause: err });
+      throw new ListenerTlsError(`${key}.${what}`, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the path and that the relay's user may read it`, { cause: err });
     }
   };
-  return { cert: read('certificate', listen.tls.cert), key: read('key', listen.tls.key) };
+  const material = { cert: read('cert', listen.tls.cert), key: read('key', listen.tls.key) };
+  checkTlsPair(material, key, listen.tls);
+  return material;
+}
+
+/** The certificate parses, the key parses, and the key is the certificate's (else TLS handshakes would fail later). */
+function checkTlsPair(material: TlsMaterial, key: string, files: { cert: string; key: string }): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(material.cert);
+  } catch (err) {
+    throw new ListenerTlsError(`${key}.cert`, `${files.cert} is not a PEM certificate (${(err as Error).message})`, { cause: err });
+  }
+  let privateKey;
+  try {
+    privateKey = createPrivateKey(material.key);
+  } catch (err) {
+    throw new ListenerTlsError(`${key}.key`, `${files.key} is not a PEM private key, or it is encrypted (${(err as Error).message}); give an unencrypted PEM key`, { cause: err });
+  }
+  if (!cert.checkPrivateKey(privateKey)) {
+    throw new ListenerTlsError(`${key}.key`, `${files.key} is not the key of the certificate ${files.cert}; give the key the certificate was issued for`);
+  }
 }
 
 /** Commands a device never needs. XCLIENT/XFORWARD would let a client claim another address. */
@@ -44,6 +78,7 @@ export function serverOptions(
   name: string,
   tls: TlsMaterial | undefined,
   handlers: Pick<SMTPServerOptions, 'onConnect' | 'onSecure' | 'onAuth' | 'onMailFrom' | 'onRcptTo' | 'onData' | 'onClose'>,
+  auth: { authRequiresTls: boolean; gate: boolean } = { authRequiresTls: Boolean(tls), gate: false },
 ): SMTPServerOptions {
   return {
     name,
@@ -56,14 +91,14 @@ export function serverOptions(
     hideSTARTTLS: !tls,
     disabledCommands: disabledCommands(Boolean(tls)),
     // AUTH and TLS. Devices that log in use PLAIN or LOGIN; nothing else is offered.
-    // - Listener with a certificate: passwords only travel encrypted. AUTH is not advertised before
-    //   STARTTLS (handlers.ts disables it per session, like Postfix smtpd_tls_auth_only) and
-    //   allowInsecureAuth is false, so smtp-server also refuses AUTH on a plain session (538).
-    // - Listener without a certificate: allowInsecureAuth is true, AUTH over plain text is accepted.
-    //   Old devices cannot do TLS and live on the LAN; an administrator who wants encrypted
-    //   passwords configures `tls` on the listener.
+    // - authRequiresTls (the default with a certificate): passwords only travel encrypted. AUTH is
+    //   not advertised before STARTTLS, like Postfix smtpd_tls_auth_only, and an attempt gets our
+    //   538 5.7.11 (authGate.ts). smtp-server's own refusal stays off (allowInsecureAuth) while the
+    //   gate answers; without the gate it is the backstop.
+    // - authRequiresTls: false, or no certificate: AUTH over plain text is accepted. Old devices
+    //   cannot do TLS and live on the LAN (the README explains the trade-off).
     authMethods: ['PLAIN', 'LOGIN'],
-    allowInsecureAuth: !tls,
+    allowInsecureAuth: auth.gate || !auth.authRequiresTls,
     // AUTH is optional at the protocol level: clients in allowNetworks relay without it. The relay
     // rule itself (allowNetworks or authenticated, nothing else) is enforced in onMailFrom,
     // onRcptTo and onData, with our own 530 5.7.0.

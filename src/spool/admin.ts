@@ -160,7 +160,7 @@ export class QueueAdmin {
       throw new QueueCommandError(`message ${id} is being delivered right now; try again in a moment`);
     }
     if (!allowed.includes(found.dir)) {
-      throw new QueueCommandError(`message ${id} is ${found.entry.state}; this command applies to ${allowed.map(describeDir).join(' or ')} messages`);
+      throw new QueueCommandError(`message ${id} is ${describeDir(found.dir)}; this command applies to ${allowed.map(describeDir).join(' or ')} messages`);
     }
     if (!(await this.spool.moveMeta(found.dir, 'admin', id))) {
       throw new QueueCommandError(`message ${id} changed state meanwhile (being delivered?); try again`);

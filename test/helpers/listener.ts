@@ -29,3 +29,15 @@ export async function startListener(t: T, overrides: Record<string, unknown> = {
   t.after(() => listener.close(500));
   return { port: bound!.port, spool, logs: lines, dir: tmp.dir, listener };
 }
+
+/**
+ * A spooled message as the listener writes it: the relay's own Received: field (checked: it names
+ * the queue id) followed by the client's bytes. Returns those bytes, to compare with what was sent.
+ */
+export function clientBytes(stored: Buffer, id: string): { received: string; rest: Buffer } {
+  const text = stored.toString('latin1');
+  const match = /^Received: from [^\r\n]*(?:\r?\n\t[^\r\n]*)*\r?\n/.exec(text);
+  if (!match) throw new Error(`the spooled message does not start with the relay's Received: field:\n${text.slice(0, 300)}`);
+  if (!match[0].includes(`(m365-relay) with `) || !match[0].includes(` id ${id}`)) throw new Error(`the Received: field does not name the relay and queue id ${id}:\n${match[0]}`);
+  return { received: match[0], rest: stored.subarray(Buffer.byteLength(match[0], 'latin1')) };
+}
