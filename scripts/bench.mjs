@@ -4,6 +4,7 @@
 //   node scripts/bench.mjs            full run (each figure the median of --runs, default 3)
 //   node scripts/bench.mjs --quick    tiny sizes, one run (the smoke run inside npm test)
 //   node scripts/bench.mjs --only accept --profile DIR   also write the relay's CPU profiles (node --cpu-prof) to DIR
+//   node scripts/bench.mjs --only versus-postfix   the relay against a private Postfix, both fed by smtp-source
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { ensurePostfix, freePort, smtpSource, startPrivatePostfix } from './benchPostfix.mjs';
 import { makeMessage, SmtpSession } from './smtpClient.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -39,6 +41,7 @@ writeFileSync(caFile, sim.caPem);
 const results = {};
 try {
   for (const [name, fn] of [
+    ['versus-postfix', benchVersusPostfix],
     ['accept', benchAccept],
     ['memory', benchMemory],
     ['restart', benchRestart],
@@ -46,10 +49,12 @@ try {
   ]) {
     if (only && !only.has(name)) continue;
     const samples = [];
-    for (let i = 0; i < runs; i++) samples.push(await fn(i));
+    // versus-postfix alternates its own rounds (the ratio must come from one run); the rest repeat.
+    for (let i = 0; i < (name === 'versus-postfix' ? 1 : runs); i++) samples.push(await fn(i));
+    if (samples[0] === null) continue; // skipped (said why)
     for (const key of Object.keys(samples[0])) {
-      const values = samples.map((s) => s[key].value);
-      results[key] = { value: median(values), unit: samples[0][key].unit, runs: values, target: samples[0][key].target ?? null };
+      const values = samples[0][key].runs ?? samples.map((s) => s[key].value);
+      results[key] = { value: samples[0][key].runs ? samples[0][key].value : median(values), unit: samples[0][key].unit, runs: values, target: samples[0][key].target ?? null };
     }
   }
 } finally {
@@ -80,7 +85,7 @@ function ensureBuilt() {
   if (built.status !== 0) process.exit(1);
 }
 
-function relayConfig(spoolDir, extra = '') {
+function relayConfig(spoolDir, { smtpPort = sim.smtpPort } = {}) {
   return `listen:
   - port: 0
     host: 127.0.0.1
@@ -98,20 +103,20 @@ microsoft365:
   clientSecret: sim-secret
   authorityHost: ${sim.authorityHost}
   smtpHost: ${sim.smtpHost}
-  smtpPort: ${sim.smtpPort}
+  smtpPort: ${smtpPort}
   mailbox: relay@contoso.com
   sendAs: ["@contoso.com"]
   rateLimit: { messages: 1000000, perSeconds: 1 }
   maxConnections: 8
 log:
   level: info
-${extra}`;
+${process.env.BENCH_RELAY_CONFIG ?? ''}`;
 }
 
 /** Starts `node dist/cli.js run` and resolves once it listens. */
-async function startRelay(spoolDir) {
+async function startRelay(spoolDir, configOptions = {}) {
   const file = join(work, `relay-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, relayConfig(spoolDir));
+  writeFileSync(file, relayConfig(spoolDir, configOptions));
   const t0 = performance.now();
   const profiling = args.profile ? ['--cpu-prof', '--cpu-prof-dir', args.profile] : [];
   const proc = spawn(process.execPath, [...profiling, join(root, 'dist/cli.js'), 'run', '--config', file], {
@@ -142,15 +147,50 @@ async function stopRelay(relay) {
   clearTimeout(timer);
 }
 
-/** CPU time (user + system) the process has used so far, in ms: robust to other load on the machine. */
-function cpuMs(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+/** The process and its descendants (the relay's listener workers, if any), from /proc. */
+function processTree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks = [];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue; // exited
+    }
+    for (const tid of tasks) {
+      try {
+        out.push(...readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+      } catch {
+        /* exited */
+      }
+    }
+  }
+  return out;
 }
 
+function sumOverTree(pid, read) {
+  let total = 0;
+  for (const p of processTree(pid)) {
+    try {
+      total += read(p);
+    } catch {
+      /* exited */
+    }
+  }
+  return total;
+}
+
+/** CPU time (user + system) the relay's processes have used so far, in ms: robust to other load on the machine. */
+function cpuMs(pid) {
+  return sumOverTree(pid, (p) => {
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100)
+  });
+}
+
+/** RSS of the relay's processes together. */
 function rssBytes(pid) {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+  return sumOverTree(pid, (p) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024);
 }
 
 /** Samples the process's RSS while `fn` runs; returns the peak. */
@@ -169,6 +209,93 @@ async function peakRss(pid, fn) {
     clearInterval(timer);
   }
   return Math.max(peak, rssBytes(pid));
+}
+
+/**
+ * The relay against a private Postfix on the same machine in the same run, both fed by Postfix's
+ * smtp-source (one message per connection). Exchange is unavailable to the relay (its SMTP port is
+ * closed) and Postfix's queue is held (defer_transports = smtp): both measure SMTP in -> durable
+ * queue. After a warm-up of each, rounds alternate; the ratio is of the medians. The latency (end of
+ * DATA to 250) comes from one more round per side with the bench's own client at the same load.
+ */
+async function benchVersusPostfix() {
+  const skip = ensurePostfix({ install: !quick });
+  if (skip) {
+    console.log(`versus-postfix skipped: ${skip}`);
+    return null;
+  }
+  const total = quick ? 40 : SIZES.messages;
+  const load = { messages: total, sessions: SIZES.clients, size: SIZES.messageSize };
+  const rounds = quick ? 1 : Math.max(2, runs);
+  const closedPort = await freePort(); // "Exchange unavailable": nothing listens there
+  const postfix = await startPrivatePostfix();
+  const rates = { postfix: [], relay: [] };
+  const cpu = [];
+  const latency = {};
+  let n = 0;
+  const relayRound = async (measure) => {
+    const relay = await startRelay(join(work, `spool-versus-${n++}`), { smtpPort: closedPort });
+    try {
+      const cpuBefore = cpuMs(relay.proc.pid);
+      const result = await measure(relay.port);
+      cpu.push((cpuMs(relay.proc.pid) - cpuBefore) / total);
+      return result;
+    } finally {
+      await stopRelay(relay);
+    }
+  };
+  const postfixRound = async (measure) => {
+    try {
+      return await measure(postfix.port);
+    } finally {
+      postfix.clearQueue();
+    }
+  };
+  try {
+    const warmUp = { ...load, messages: Math.min(200, total) };
+    await postfixRound((port) => smtpSource(port, warmUp));
+    await relayRound((port) => smtpSource(port, warmUp));
+    cpu.length = 0;
+    for (let i = 0; i < rounds; i++) {
+      rates.postfix.push(round(total / (await postfixRound((port) => smtpSource(port, load)))));
+      rates.relay.push(round(total / (await relayRound((port) => smtpSource(port, load)))));
+      console.log(`versus-postfix round ${i + 1}/${rounds}: postfix ${rates.postfix.at(-1)} msg/s, relay ${rates.relay.at(-1)} msg/s`);
+    }
+    latency.postfix = await postfixRound((port) => ownClientLatencies(port, total));
+    latency.relay = await relayRound((port) => ownClientLatencies(port, total));
+  } finally {
+    postfix.stop();
+  }
+  const postfixRate = median(rates.postfix);
+  const relayRate = median(rates.relay);
+  const single = (value, unit, target) => ({ value, unit, target, runs: [value] });
+  return {
+    versusPostfix_postfixRate: { value: postfixRate, unit: 'msg/s', runs: rates.postfix },
+    versusPostfix_relayRate: { value: relayRate, unit: 'msg/s', runs: rates.relay },
+    versusPostfix_ratio: single(round(relayRate / postfixRate), 'x', '>= 1.25'),
+    versusPostfix_relayP99: single(round(pct(latency.relay, 0.99)), 'ms', '< 20'),
+    versusPostfix_postfixP99: single(round(pct(latency.postfix, 0.99)), 'ms'),
+    versusPostfix_relayCpuPerMessage: { value: round(median(cpu)), unit: 'ms', runs: cpu.map(round) },
+  };
+}
+
+/** `total` messages over SIZES.clients sessions, one per connection, with the bench's client; sorted latencies. */
+async function ownClientLatencies(port, total) {
+  const latencies = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: SIZES.clients }, async () => {
+      while (next < total) {
+        const i = next++;
+        const session = await SmtpSession.connect(port);
+        await session.command('EHLO bench.local', 250);
+        const { latencyMs } = await session.send('bench@contoso.com', ['sink@contoso.com'], makeMessage(SIZES.messageSize, 'bench@contoso.com', 'sink@contoso.com', `v${i}`));
+        latencies.push(latencyMs);
+        await session.quit();
+      }
+    }),
+  );
+  return latencies.sort((a, b) => a - b);
 }
 
 async function benchAccept(run) {
