@@ -219,6 +219,11 @@ async function peakRss(pid, fn) {
  * DATA to 250) comes from one more round per side with the bench's own client at the same load.
  */
 async function benchVersusPostfix() {
+  // The smoke run inside npm test stays the same on every machine: with or without a Postfix.
+  if (quick && !only?.has('versus-postfix')) {
+    console.log('versus-postfix skipped in --quick runs (run: npm run bench -- --only versus-postfix)');
+    return null;
+  }
   const skip = ensurePostfix({ install: !quick });
   if (skip) {
     console.log(`versus-postfix skipped: ${skip}`);

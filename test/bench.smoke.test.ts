@@ -27,6 +27,8 @@ test('bench: the quick smoke run produces every figure', (t) => {
     'rssPeak_idleConnections',
     'rssPeak_bigMessagesInFlight',
     'restartToFirstDelivery',
+    'outageRecovery',
+    'killDuringOutageRecovery',
   ]) {
     const r = report.results[figure];
     assert.ok(r, `figure ${figure} is missing`);
