@@ -83,7 +83,8 @@ test('disk full while an outcome is recorded: the write is retried until it land
   await sendMessage(r.port, { to: ['full@contoso.com'] });
   await waitFor('the account holding', () => r.logs.find((l) => l.event === 'upstream-unavailable'), 10_000);
 
-  // Fill the disk to the last byte, then let Exchange answer 451: the deferral cannot be written.
+  // Fill the disk to the last byte: the next probe fails too, and recording that (the message
+  // goes back to the queue with its last error) cannot be written.
   const ballast = join(mountPoint, 'ballast');
   const fd = openSync(ballast, 'w');
   try {
@@ -93,13 +94,14 @@ test('disk full while an outcome is recorded: the write is retried until it land
   } finally {
     closeSync(fd);
   }
-  sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
-  sim.faults.refuseConnections = false;
-  await waitFor('the spool-write alert', () => r.logs.find((l) => l.event === 'alert' && l.alert === 'spool-write' && /ENOSPC|no space/i.test(JSON.stringify(l.err))), 15_000);
+  await waitFor('the spool-write alert', () => r.logs.find((l) => l.event === 'alert' && l.alert === 'spool-write' && /ENOSPC|no space/i.test(JSON.stringify(l.err))), 30_000);
   assert.equal(readdirSync(join(spoolDir, 'active')).length, 1, 'still being recorded, not lost');
 
+  // Room again, and Exchange back with one 451: the pending write lands, then the deferral, then the delivery.
+  sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
+  sim.faults.refuseConnections = false;
   rmSync(ballast);
-  await sim.waitForMessages(1, 15_000);
+  await sim.waitForMessages(1, 30_000);
   await waitFor('the spool empty', () => readdirSync(join(spoolDir, 'active')).length === 0 && readdirSync(join(spoolDir, 'queue')).length === 0, 10_000);
   assert.ok(r.logs.some((l) => l.event === 'deferred' && l.class === 'temporary-failure'), 'the deferral was recorded once the disk had room');
 });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -110,6 +110,12 @@ export interface ChildRelay {
   stop(timeoutMs?: number): Promise<number | null>;
   /** SIGKILL: the crash case. */
   kill(): Promise<void>;
+}
+
+/** Runs the compiled CLI (`node dist/cli.js ARGS`) to the end: exit code and output. */
+export function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', timeout: 20_000, env });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** Starts the compiled daemon (`node dist/cli.js run`) as a real child process. */
