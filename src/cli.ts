@@ -6,7 +6,7 @@ import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
-import { startRelay } from './daemon.js';
+import { startRelay, stagingDirOf } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { TokenError } from './oauth/index.js';
@@ -80,7 +80,7 @@ async function run(args: string[]): Promise<number> {
   const config = load(file);
   const metrics = new RelayMetrics();
   const logger = createLogger({ level: config.log.level, onEvent: (event) => metrics.observe(event) });
-  const relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file }) });
+  const relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file, stagingDir: stagingDirOf(config.spool.dir) }) });
   process.on('SIGHUP', () => {
     // Reload: an invalid new file is refused and the running configuration stays.
     try {

@@ -6,7 +6,7 @@ import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
-import { accountOf, RelayWorker, type AccountFactory } from './relay/index.js';
+import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory } from './relay/index.js';
 import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
@@ -52,7 +52,8 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
     config,
     spool,
     logger,
-    factory: options.accountFactory,
+    // Large Graph messages are staged inside the spool directory (see FactoryContext.stagingDir).
+    factory: options.accountFactory ?? makeAccountFactory({ stagingDir: stagingDirOf(config.spool.dir) }),
     onFailed: (meta, expired) =>
       notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
   });
@@ -164,4 +165,9 @@ function readiness(spool: Spool, worker: RelayWorker) {
     const token = { ...lanes.default?.token, ok: Object.values(lanes).every((h) => h.token.ok), accounts: tokens };
     return { spool: probe.result, token, upstream: { ...worker.upstreamHealth() } };
   };
+}
+
+/** Where transports stage large messages: inside the spool, on its disk, never in /tmp. */
+export function stagingDirOf(spoolDir: string): string {
+  return join(spoolDir, 'staging');
 }

@@ -18,6 +18,11 @@ export interface UpstreamFailure {
   graphCode?: string;
   /** Graph's Retry-After, when it gave one: how long the mailbox should rest. */
   retryAfterMs?: number;
+  /**
+   * The request that sends (Graph sendMail or /send) timed out or failed after it was sent: Exchange
+   * may have sent the message anyway, so the retry that follows may deliver a second copy.
+   */
+  possibleDuplicate?: boolean;
 }
 
 export type FailureClass =

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import nodemailer, { type Transporter, type TransportOptions } from 'nodemailer';
 import type { Microsoft365Config } from '../config/index.js';
 import type { TokenSource } from '../oauth/index.js';
+import type { SendContext } from './accountFactory.js';
 import type { UpstreamFailure } from './classify.js';
 
 export interface RecipientRejection {
@@ -60,7 +61,8 @@ export class SubmissionTransport {
     provideTokens(this.transporter, tokens);
   }
 
-  async send(envelope: { from: string; to: string[] }, raw: Readable): Promise<SendResult> {
+  /** SMTP has an envelope and nothing to clean up: the context is not needed. */
+  async send(envelope: { from: string; to: string[] }, raw: Readable, _context?: SendContext): Promise<SendResult> {
     try {
       const info = (await this.transporter.sendMail({ envelope, raw })) as {
         accepted: Array<string | { address: string }>;

@@ -287,7 +287,7 @@ export class RelayWorker {
       const to = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
       const body = this.options.spool.openData(meta.id, block.bodyOffset);
       const raw = Readable.from(concatStreams(serializeHeaderBlock(decision.header), body));
-      const result = await transport.send({ from: decision.envelopeFrom, to }, raw);
+      const result = await transport.send({ from: decision.envelopeFrom, to }, raw, { messageId: meta.id, signal: lane.signal });
       crashPoint('after-upstream-accept');
       return { result };
     } catch (err) {
