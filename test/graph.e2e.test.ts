@@ -172,9 +172,9 @@ describe('Microsoft Graph transport', () => {
     suite.sim.reset();
     const config = toConfig(rawConfigFor(suite.sim, '/tmp/unused', { microsoft365: { clientId: GRAPH_APP, clientSecret: 'graph-secret', mailbox: 'alerts@contoso.com' } })).microsoft365;
     const exchangeTokens = new TokenProvider(config, silentLogger());
-    const graph = new GraphTransport({ graphHost: suite.sim.graphHost, mailbox: 'alerts@contoso.com', timeoutMs: 5000 }, exchangeTokens);
+    const graph = new GraphTransport({ graphHost: suite.sim.graphHost, mailbox: 'alerts@contoso.com', timeoutMs: 5000 }, exchangeTokens, silentLogger());
     try {
-      const err = await graph.send({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }, Readable.from([Buffer.from(sampleMessage({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }))])).catch((e: unknown) => e);
+      const err = await graph.send({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }, Readable.from([Buffer.from(sampleMessage({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }))]), { messageId: 'tokens-test' }).catch((e: unknown) => e);
       assert.ok(err instanceof UpstreamError);
       assert.equal(err.failure.httpStatus, 401);
       assert.equal(classify(err.failure).class, 'token-rejected');
