@@ -13,22 +13,12 @@ import { GraphTransport } from '../src/relay/graphTransport.js';
 import { UpstreamError } from '../src/relay/transport.js';
 import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, startInProcessRelay, toConfig } from './helpers/harness.js';
 import { waitFor } from './helpers/wait.js';
+import { attachmentOf, scanBytes } from './helpers/mime.js';
 import { xoauth2Transport } from './helpers/xoauth2.js';
 
 const APP = '11111111-2222-3333-4444-555555555555';
 const GRAPH_APP = 'dddddddd-0000-0000-0000-000000000001';
 const STRANGER_APP = 'dddddddd-0000-0000-0000-000000000002';
-
-/** Deterministic bytes that do not compress or repeat: a scan stand-in. */
-function scanBytes(size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let block = createHash('sha256').update('scan').digest();
-  for (let i = 0; i < size; i += block.length) {
-    block.copy(out, i);
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
-}
 
 function messageWithAttachment(attachment: Buffer, to: string): string {
   const boundary = 'scan-boundary-42';
@@ -52,16 +42,6 @@ function messageWithAttachment(attachment: Buffer, to: string): string {
     `--${boundary}--`,
     '',
   ].join('\r\n');
-}
-
-/** The decoded bytes of the attachment called `name` in a received MIME message. */
-function attachmentOf(raw: Buffer, name: string): Buffer | null {
-  const text = raw.toString('latin1');
-  const at = text.indexOf(`filename="${name}"`);
-  if (at === -1) return null;
-  const bodyStart = text.indexOf('\r\n\r\n', at) + 4;
-  const bodyEnd = text.indexOf('\r\n--', bodyStart);
-  return Buffer.from(text.slice(bodyStart, bodyEnd).replace(/\s+/g, ''), 'base64');
 }
 
 describe('Microsoft Graph transport', () => {
@@ -94,8 +74,9 @@ describe('Microsoft Graph transport', () => {
   });
 
   async function relayWith(account: Record<string, unknown>, retry: Record<string, unknown> = {}) {
-    const raw = rawConfigFor(suite.sim, join(suite.dir(), 'spool'), { accounts: { alerts: account }, routes: [{ sender: '@ops.contoso.com', account: 'alerts' }], retry });
-    return startInProcessRelay(raw);
+    const spoolDir = join(suite.dir(), 'spool');
+    const raw = rawConfigFor(suite.sim, spoolDir, { accounts: { alerts: account }, routes: [{ sender: '@ops.contoso.com', account: 'alerts' }], retry });
+    return Object.assign(await startInProcessRelay(raw), { spoolDir });
   }
 
   test('a small message goes out through sendMail; envelope-only recipients are kept as Bcc', async (t) => {

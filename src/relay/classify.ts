@@ -67,7 +67,7 @@ const GRAPH_RULES: readonly Rule[] = [
       class: 'configuration',
       reason: 'graph-access-denied',
       advice:
-        'Graph refused to send as the mailbox: grant the app the Microsoft Graph application permission Mail.Send with admin consent, and if an application access policy or RBAC for Applications limits it, include this mailbox',
+        'Graph refused to send as the mailbox: grant the app the Microsoft Graph application permission Mail.Send with admin consent (and Mail.ReadWrite for messages over 4 MB, which go through a draft), and if an application access policy or RBAC for Applications limits it, include this mailbox',
     },
   },
   {

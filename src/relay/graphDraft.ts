@@ -209,8 +209,9 @@ export class GraphDrafts {
     }
   }
 
-  async send(id: string): Promise<void> {
-    await this.client.call({ method: 'POST', url: `${this.messageUrl(id)}/send`, sends: true });
+  /** The signal only ends a Retry-After wait: a send request under way is never cut off. */
+  async send(id: string, signal?: AbortSignal): Promise<void> {
+    await this.client.call({ method: 'POST', url: `${this.messageUrl(id)}/send`, sends: true }, signal);
   }
 
   /** DELETE the draft; one already gone (404) counts as deleted. */

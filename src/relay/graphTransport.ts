@@ -67,7 +67,7 @@ export class GraphTransport implements MessageTransport {
       const headerBytes = serializeHeaderBlock(recipientHeader);
       if (headerBytes.length + spilled.size - header.bodyOffset <= SINGLE_REQUEST_RAW) {
         const mime = Buffer.concat([headerBytes, await spilled.read(header.bodyOffset, spilled.size - header.bodyOffset)]);
-        await this.sending(context, 'sendMail', () => this.client.call({ method: 'POST', url: `${this.base}/sendMail`, contentType: 'text/plain', body: Buffer.from(mime.toString('base64'), 'latin1'), sends: true }));
+        await this.sending(context, 'sendMail', () => this.client.call({ method: 'POST', url: `${this.base}/sendMail`, contentType: 'text/plain', body: Buffer.from(mime.toString('base64'), 'latin1'), sends: true }, context.signal));
         return { ...accepted, response: `202 Accepted by Microsoft Graph sendMail for ${this.options.mailbox}` };
       }
       const result = await this.sendLarge(spilled, recipientHeader, plan, envelope, context);
@@ -109,7 +109,7 @@ export class GraphTransport implements MessageTransport {
     try {
       await this.drafts.prepare(id, plan, messageId, signal);
       for (const leaf of decision.moved) await this.drafts.attach(id, file, leaf, this.options.stagingDir!, messageId, signal);
-      await this.sending(context, 'send', () => this.drafts.send(id));
+      await this.sending(context, 'send', () => this.drafts.send(id, signal));
       sent = true;
     } finally {
       if (!sent) await this.discard(id, messageId);
