@@ -3,7 +3,6 @@
 // 4 MB request limit, drafts and upload sessions, 429 with Retry-After, access checks).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { silentLogger } from '../src/observability/logger.js';
@@ -11,13 +10,13 @@ import { TokenProvider } from '../src/oauth/index.js';
 import { classify } from '../src/relay/classify.js';
 import { GraphTransport } from '../src/relay/graphTransport.js';
 import { UpstreamError } from '../src/relay/transport.js';
-import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, startInProcessRelay, toConfig } from './helpers/harness.js';
+import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, toConfig } from './helpers/harness.js';
 import { waitFor } from './helpers/wait.js';
+import { GRAPH_APP, graphAccount as graphAccountFor, startGraphRelay } from './helpers/graph.js';
 import { attachmentOf, scanBytes } from './helpers/mime.js';
 import { xoauth2Transport } from './helpers/xoauth2.js';
 
 const APP = '11111111-2222-3333-4444-555555555555';
-const GRAPH_APP = 'dddddddd-0000-0000-0000-000000000001';
 const STRANGER_APP = 'dddddddd-0000-0000-0000-000000000002';
 
 function messageWithAttachment(attachment: Buffer, to: string): string {
@@ -58,26 +57,8 @@ describe('Microsoft Graph transport', () => {
     ],
   });
 
-  const graphAccount = (extra: Record<string, unknown> = {}) => ({
-    tenantId: suite.sim.tenantId,
-    clientId: GRAPH_APP,
-    clientSecret: 'graph-secret',
-    authorityHost: suite.sim.authorityHost,
-    mailbox: 'alerts@contoso.com',
-    sendAs: ['@ops.contoso.com'],
-    transport: 'graph',
-    graphHost: suite.sim.graphHost,
-    tokenTimeout: '5s',
-    smtpTimeout: '20s',
-    rateLimit: { messages: 1000, perSeconds: 60 },
-    ...extra,
-  });
-
-  async function relayWith(account: Record<string, unknown>, retry: Record<string, unknown> = {}) {
-    const spoolDir = join(suite.dir(), 'spool');
-    const raw = rawConfigFor(suite.sim, spoolDir, { accounts: { alerts: account }, routes: [{ sender: '@ops.contoso.com', account: 'alerts' }], retry });
-    return Object.assign(await startInProcessRelay(raw), { spoolDir });
-  }
+  const graphAccount = (extra: Record<string, unknown> = {}) => graphAccountFor(suite.sim, extra);
+  const relayWith = (account: Record<string, unknown>, retry: Record<string, unknown> = {}) => startGraphRelay(suite.sim, suite.dir(), account, retry);
 
   test('a small message goes out through sendMail; envelope-only recipients are kept as Bcc', async (t) => {
     suite.sim.reset();

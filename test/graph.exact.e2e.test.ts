@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { ReceivedMessage } from '../src/simulator/index.js';
 import { rawConfigFor, sendMessage, simulatorSuite, spawnRelay, startInProcessRelay } from './helpers/harness.js';
+import { GRAPH_APP, GRAPH_MAILBOX, graphAccount as graphAccountFor, graphConfig, startGraphRelay } from './helpers/graph.js';
 import { base64Lines, partWhere, scanBytes, sha256 } from './helpers/mime.js';
 import { waitFor } from './helpers/wait.js';
 
 const APP = '11111111-2222-3333-4444-555555555555';
-const GRAPH_APP = 'dddddddd-0000-0000-0000-000000000001';
-const MAILBOX = 'alerts@contoso.com';
+const MAILBOX = GRAPH_MAILBOX;
 
 function textMessage(subject: string, to: string[], body = 'UPS on battery.'): string {
   return [`From: "UPS" <ups@ops.contoso.com>`, `To: ${to.join(', ')}`, `Subject: ${subject}`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', body, ''].join('\r\n');
@@ -88,29 +88,9 @@ describe('Microsoft Graph transport: exactly the envelope, bodies intact, nothin
     ],
   });
 
-  const graphAccount = (extra: Record<string, unknown> = {}) => ({
-    tenantId: suite.sim.tenantId,
-    clientId: GRAPH_APP,
-    clientSecret: 'graph-secret',
-    authorityHost: suite.sim.authorityHost,
-    mailbox: MAILBOX,
-    sendAs: ['@ops.contoso.com'],
-    transport: 'graph',
-    graphHost: suite.sim.graphHost,
-    tokenTimeout: '5s',
-    smtpTimeout: '20s',
-    rateLimit: { messages: 1000, perSeconds: 60 },
-    ...extra,
-  });
-
-  function configFor(spoolDir: string, account: Record<string, unknown>, retry: Record<string, unknown> = {}) {
-    return rawConfigFor(suite.sim, spoolDir, { accounts: { alerts: account }, routes: [{ sender: '@ops.contoso.com', account: 'alerts' }], retry });
-  }
-
-  async function relayWith(account: Record<string, unknown> = graphAccount(), retry: Record<string, unknown> = {}) {
-    const spoolDir = join(suite.dir(), 'spool');
-    return Object.assign(await startInProcessRelay(configFor(spoolDir, account, retry)), { spoolDir });
-  }
+  const graphAccount = (extra: Record<string, unknown> = {}) => graphAccountFor(suite.sim, extra);
+  const configFor = (spoolDir: string, account: Record<string, unknown>) => graphConfig(suite.sim, spoolDir, account);
+  const relayWith = (account: Record<string, unknown> = graphAccount(), retry: Record<string, unknown> = {}) => startGraphRelay(suite.sim, suite.dir(), account, retry);
 
   const noDrafts = () => assert.deepEqual(suite.sim.graphDrafts(MAILBOX), [], 'no draft is left in the mailbox');
 
