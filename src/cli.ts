@@ -6,12 +6,12 @@ import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
-import { startRelay, stagingDirOf } from './daemon.js';
+import { startRelay } from './daemon.js';
 import { createLogger, silentLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { TokenError } from './oauth/index.js';
-import { AccountSetupError, createTokenSource, createTransport, delegatedSettings, makeAccountFactory } from './relay/index.js';
-import { QueueAdmin, QueueCommandError, Spool } from './spool/index.js';
+import { AccountSetupError, createTokenSource, createTransport, delegatedSettings } from './relay/index.js';
+import { checkSpoolOwner, QueueAdmin, QueueCommandError, Spool, SpoolLockedError, SpoolOwnerError } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
 
@@ -80,7 +80,7 @@ async function run(args: string[]): Promise<number> {
   const config = load(file);
   const metrics = new RelayMetrics();
   const logger = createLogger({ level: config.log.level, onEvent: (event) => metrics.observe(event) });
-  const relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file, stagingDir: stagingDirOf(config.spool.dir) }) });
+  const relay = await startRelay(config, logger, { metrics, factoryContext: { configFile: file } });
   process.on('SIGHUP', () => {
     // Reload: an invalid new file is refused and the running configuration stays.
     try {
@@ -184,6 +184,8 @@ async function queue(args: string[]): Promise<number> {
   const { file, values, positionals } = configOption(rest, { json: { type: 'boolean' }, all: { type: 'boolean' } });
   // Only spool.dir matters here: the service's secrets need not be in the administrator's environment.
   const config = loadConfigFile(file, process.env, { keepUnresolved: true });
+  // A command run as another user (root beside the service) would leave files the daemon cannot read.
+  await checkSpoolOwner(config.spool.dir);
   const spool = await Spool.open(config.spool.dir, silentLogger());
   if (sub === 'list') {
     const items = (await spool.list()).map(toListItem);
@@ -249,6 +251,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
+      process.exitCode = 1;
+    } else if (err instanceof SpoolLockedError || err instanceof SpoolOwnerError) {
+      process.stderr.write(`m365-relay: ${err.message}\n`);
       process.exitCode = 1;
     } else if (err instanceof AccountSetupError || err instanceof TokenError) {
       process.stderr.write(`m365-relay: cannot start: ${err.message}${err instanceof TokenError ? ` (${err.advice})` : ''}\n`);

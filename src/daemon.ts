@@ -6,8 +6,8 @@ import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
-import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory } from './relay/index.js';
-import { SpaceGuard, Spool, watchWakeups } from './spool/index.js';
+import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
+import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, watchWakeups, type SpoolLock } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
 const RESCAN_INTERVAL_MS = 5 * 60_000;
@@ -34,6 +34,11 @@ export interface RelayOptions {
   metrics?: RelayMetrics;
   /** Builds each account's token source and transport; the real ones by default. */
   accountFactory?: AccountFactory;
+  /**
+   * For the default factory (e.g. the configuration file named in advice). Its staging directory is
+   * always <spool.dir>/staging, made and emptied only once this process owns the spool (lock held).
+   */
+  factoryContext?: Omit<FactoryContext, 'stagingDir'>;
 }
 
 /**
@@ -41,6 +46,18 @@ export interface RelayOptions {
  * listeners. The order matters: nothing is accepted before the spool is consistent.
  */
 export async function startRelay(initial: RelayConfig, logger: Logger, options: RelayOptions = {}): Promise<RunningRelay> {
+  // One owner per spool, before anything in it is read or changed (recovery included).
+  await checkSpoolOwner(initial.spool.dir);
+  const lock = await acquireSpoolLock(initial.spool.dir);
+  try {
+    return await startOwned(initial, logger, options, lock);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+}
+
+async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOptions, lock: SpoolLock): Promise<RunningRelay> {
   let config = initial;
   const spool = await Spool.open(config.spool.dir, logger);
   const { report, queuedIds } = await spool.recover();
@@ -53,7 +70,7 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
     spool,
     logger,
     // Large Graph messages are staged inside the spool directory (see FactoryContext.stagingDir).
-    factory: options.accountFactory ?? makeAccountFactory({ stagingDir: stagingDirOf(config.spool.dir) }),
+    factory: options.accountFactory ?? makeAccountFactory({ ...options.factoryContext, stagingDir: stagingDirOf(config.spool.dir) }),
     onFailed: (meta, expired) =>
       notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
   });
@@ -120,6 +137,7 @@ export async function startRelay(initial: RelayConfig, logger: Logger, options: 
         await listener.close(options.listenerGraceMs ?? 10_000);
         await worker.stop(options.deliveryGraceMs ?? 20_000);
         await http?.close();
+        await lock.release();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
       return stopped;

@@ -5,3 +5,5 @@ export type { ClientInfo, CommitInput, Envelope, MessageMeta, MessageRoute, Reci
 export { QueueAdmin, QueueCommandError, watchWakeups } from './admin.js';
 export type { StateDir } from './spool.js';
 export { SpaceGuard } from './space.js';
+export { acquireSpoolLock, inspectSpoolLock, SpoolLock, SpoolLockedError, type LockOwner } from './lock.js';
+export { checkSpoolOwner, SpoolOwnerError } from './owner.js';
