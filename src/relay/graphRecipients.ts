@@ -121,7 +121,6 @@ export function formatMailbox(m: Mailbox): string {
 }
 
 function formatName(name: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/[^\x20-\x7e]/.test(name)) return encodeWord(name, 'Q', 52);
   if (/^=\?.+\?=$/.test(name)) return name;
   if (/[()<>[\]:;@\\,."]/.test(name)) return `"${name.replace(/(["\\])/g, '\\$1')}"`;
