@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
-import { formatQueueTable, formatShow, toListItem } from './cli/queueList.js';
+import { formatQueueTable, formatShow, toCorruptItem, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
@@ -33,6 +33,7 @@ Usage:
   m365-relay queue hold ID --config FILE       keep a queued message from being delivered
   m365-relay queue release ID --config FILE    deliver a held message again
   m365-relay queue delete ID --config FILE     remove a message for good
+  m365-relay queue restore ID --config FILE    put a corrupt message back once its files are whole
   m365-relay hash-password                     read a password on stdin, print a passwordHash value
 `;
 
@@ -174,7 +175,7 @@ async function loginCommandFor(args: string[]): Promise<number> {
   });
 }
 
-const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete'] as const;
+const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete', 'restore'] as const;
 
 async function queue(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
@@ -188,7 +189,7 @@ async function queue(args: string[]): Promise<number> {
   await checkSpoolOwner(config.spool.dir);
   const spool = await Spool.open(config.spool.dir, silentLogger());
   if (sub === 'list') {
-    const items = (await spool.list()).map(toListItem);
+    const items = [...(await spool.list()).map(toListItem), ...(await spool.listCorrupt()).map(toCorruptItem)];
     process.stdout.write(values.json ? `${JSON.stringify(items, null, 2)}\n` : `${formatQueueTable(items)}\n`);
     return 0;
   }
@@ -220,6 +221,9 @@ async function queue(args: string[]): Promise<number> {
       case 'delete':
         await admin.delete(id);
         break;
+      case 'restore':
+        await admin.restore(id);
+        break;
     }
   } catch (err) {
     if (err instanceof QueueCommandError) {
@@ -233,7 +237,7 @@ async function queue(args: string[]): Promise<number> {
   return 0;
 }
 
-const PAST = { retry: 'queued for delivery now', hold: 'held', release: 'released, queued for delivery now', delete: 'deleted' } as const;
+const PAST = { retry: 'queued for delivery now', hold: 'held', release: 'released, queued for delivery now', delete: 'deleted', restore: 'restored, queued for delivery now' } as const;
 
 async function hashPasswordCommand(): Promise<number> {
   const chunks: Buffer[] = [];

@@ -7,7 +7,7 @@ import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
-import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, watchWakeups, type SpoolLock } from './spool/index.js';
+import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, takeAdminActions, watchWakeups, type SpoolLock } from './spool/index.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
 const RESCAN_INTERVAL_MS = 5 * 60_000;
@@ -74,12 +74,22 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     onFailed: (meta, expired) =>
       notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
   });
-  spool.on('queued', (meta) => worker.enqueue(meta.id, 0, accountOf(meta)));
+  spool.on('queued', (meta) => worker.enqueue(meta.id, null, accountOf(meta)));
   void worker.start(queuedIds);
   const rescan = () => {
-    worker.rescan().catch((err: unknown) => logger.error({ err: String(err) }, 'queue rescan failed'));
+    worker.rescan().catch((err: unknown) => logger.error({ err }, 'queue rescan failed'));
   };
-  const stopWatching = watchWakeups(spool, rescan);
+  const onWake = () => {
+    takeAdminActions(spool).then(
+      (actions) => {
+        for (const a of actions) logger.info({ event: 'admin-action', action: a.action, msgId: a.msgId, user: a.user, pid: a.pid, at: a.at }, `queue ${a.action} ${a.msgId} by ${a.user}`);
+      },
+      (err: unknown) => logger.error({ err }, 'reading the queue commands\' records failed'),
+    );
+    rescan();
+  };
+  const stopWatching = watchWakeups(spool, onWake);
+  onWake(); // actions recorded while the daemon was not running
   const rescanTimer = setInterval(rescan, RESCAN_INTERVAL_MS);
   rescanTimer.unref();
 

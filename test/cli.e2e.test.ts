@@ -17,11 +17,12 @@ describe('daemon and CLI', () => {
   const suite = simulatorSuite();
   const dir = () => suite.dir();
 
-  test('the spool survives a restart: queued while upstream is down, delivered after the restart', async (t) => {
+  test('the spool survives a restart: deferred by Exchange, kept with their recorded next attempt', async (t) => {
     suite.sim.reset();
     const work = dir();
     const raw = rawConfigFor(suite.sim, join(work, 'spool'), { retry: { schedule: ['1h'] } });
-    suite.sim.faults.refuseConnections = true;
+    // A message-level deferral (451 at the end of DATA) charges an attempt and records the next one.
+    suite.sim.faults.failNext(3, '451 4.7.500 Server busy. Please try again later.');
     const first = await spawnRelay(raw, work);
     t.after(() => first.kill());
     const ids: string[] = [];
@@ -49,7 +50,6 @@ describe('daemon and CLI', () => {
     assert.match(table.stdout, /3 message\(s\): 3 deferred/);
 
     // A new daemon on the same spool picks all three up again (due at their recorded time, an hour away).
-    suite.sim.faults.refuseConnections = false;
     const second = await spawnRelay(raw, work);
     t.after(() => second.kill());
     const recovered = await second.waitForLog('spool recovery', (l) => l.event === 'spool-recovered');

@@ -35,7 +35,7 @@ test('config: defaults, ${VAR} from the environment, paths relative to the file,
   assert.equal(config.maxMessageSize, 36_700_160);
   assert.equal(config.spool.dir, '/etc/m365-relay/spool');
   assert.equal(config.retry.maxAge, 5 * 86_400_000);
-  assert.deepEqual(config.retry.schedule, [60, 120, 300, 600, 900, 1800, 3600].map((s) => s * 1000));
+  assert.deepEqual(config.retry.schedule, [15, 60, 120, 300, 600, 900, 1800, 3600].map((s) => s * 1000));
   assert.ok(Object.isFrozen(config.microsoft365));
   assert.throws(() => {
     (config.microsoft365 as { mailbox: string }).mailbox = 'x';

@@ -3,12 +3,14 @@
 // itself when space returns.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startListener } from './helpers/listener.js';
 import { RawSmtp } from './helpers/rawSmtp.js';
+import { rawConfigFor, sendMessage, startInProcessRelay, startTestSimulator } from './helpers/harness.js';
 import { tempDir } from './helpers/tmp.js';
+import { waitFor } from './helpers/wait.js';
 
 function mountTmpfs(dir: string, size: string): string | null {
   const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
@@ -56,4 +58,51 @@ test('disk full: ENOSPC mid-message answers 451, a reserve answers 452 4.3.1, bo
   assert.equal((await spool.list()).length, 2);
   s.close();
   t.after(unmount);
+});
+
+test('disk full while an outcome is recorded: the write is retried until it lands, nothing stays in active/', async (t) => {
+  const tmp = tempDir();
+  const mountPoint = join(tmp.dir, 'disk');
+  mkdirSync(mountPoint);
+  const refused = mountTmpfs(mountPoint, '4m');
+  if (refused) {
+    tmp.remove();
+    return t.skip(`cannot mount a tmpfs here (${refused})`);
+  }
+  const unmount = () => {
+    spawnSync('umount', ['-l', mountPoint]);
+    tmp.remove();
+  };
+  const sim = await startTestSimulator({ rateLimit: null });
+  const spoolDir = join(mountPoint, 'spool');
+  const r = await startInProcessRelay(rawConfigFor(sim, spoolDir, { spool: { dir: spoolDir, minFreeSpace: '1KB' }, retry: { schedule: ['200ms'] } }));
+  // after() hooks run in order: relay, simulator, then the tmpfs.
+  t.after(() => r.stop());
+  t.after(() => sim.close());
+  t.after(unmount);
+
+  // Exchange unreachable: the message is received and waits (its account holds).
+  sim.faults.refuseConnections = true;
+  await sendMessage(r.port, { to: ['full@contoso.com'] });
+  await waitFor('the account holding', () => r.logs.find((l) => l.event === 'upstream-unavailable'), 10_000);
+
+  // Fill the disk to the last byte, then let Exchange answer 451: the deferral cannot be written.
+  const ballast = join(mountPoint, 'ballast');
+  const fd = openSync(ballast, 'w');
+  try {
+    for (;;) writeSync(fd, Buffer.alloc(64 * 1024));
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
+  } finally {
+    closeSync(fd);
+  }
+  sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
+  sim.faults.refuseConnections = false;
+  await waitFor('the spool-write alert', () => r.logs.find((l) => l.event === 'alert' && l.alert === 'spool-write' && /ENOSPC|no space/i.test(JSON.stringify(l.err))), 15_000);
+  assert.equal(readdirSync(join(spoolDir, 'active')).length, 1, 'still being recorded, not lost');
+
+  rmSync(ballast);
+  await sim.waitForMessages(1, 15_000);
+  await waitFor('the spool empty', () => readdirSync(join(spoolDir, 'active')).length === 0 && readdirSync(join(spoolDir, 'queue')).length === 0, 10_000);
+  assert.ok(r.logs.some((l) => l.event === 'deferred' && l.class === 'temporary-failure'), 'the deferral was recorded once the disk had room');
 });

@@ -165,8 +165,8 @@ describe('Microsoft Graph transport: exactly the envelope, bodies intact, nothin
     const before = { ...suite.sim.stats };
     suite.sim.faults.graphFailNext(1, 503, undefined, 'upload');
     await sendMessage(relay.port, { from: 'mfp@ops.contoso.com', to: ['alice@contoso.com'], raw: withPdf('Upload hiccup', ['alice@contoso.com']) });
-    const delivered = await waitFor('the delivered log line', () => relay.logs.find((l) => l.event === 'delivered'), 30_000);
-    assert.equal(delivered.attempts, 2);
+    await waitFor('the delivered log line', () => relay.logs.find((l) => l.event === 'delivered'), 30_000);
+    // 503 without Retry-After is Graph unavailable: the account's fault (held and probed, the message not charged).
     assert.ok(relay.logs.some((l) => l.event === 'draft-removed' && l.reason === 'attempt failed'));
     assert.equal(suite.sim.received.length, 1, 'delivered once');
     assert.equal(suite.sim.stats.graphDraftsCreated - before.graphDraftsCreated, 2);
@@ -193,9 +193,9 @@ describe('Microsoft Graph transport: exactly the envelope, bodies intact, nothin
     suite.sim.faults.graphFailNext(1, 504);
     const info = await sendMessage(relay.port, { from: 'ups@ops.contoso.com', to: ['alice@contoso.com'], raw: textMessage('Gateway timeout', ['alice@contoso.com']) });
     const id = /queued as (\S+)/.exec(info.response)?.[1];
-    const delivered = await waitFor('the delivered log line', () => relay.logs.find((l) => l.event === 'delivered'), 10_000);
-    assert.equal(delivered.attempts, 2, 'never a silent inline retry: the attempt ends and the retry is recorded');
+    await waitFor('the delivered log line', () => relay.logs.find((l) => l.event === 'delivered'), 15_000);
     const warning = relay.logs.find((l) => l.event === 'possible-duplicate');
+    assert.ok(relay.logs.indexOf(warning!) < relay.logs.findIndex((l) => l.event === 'delivered'), 'never a silent retry: the warning comes before the delivery');
     assert.equal(warning?.msgId, id);
     assert.equal(warning?.level, 'warn');
     assert.equal(warning?.request, 'sendMail');

@@ -1,10 +1,11 @@
 import { accountOf } from '../relay/worker.js';
-import type { SpoolEntry } from '../spool/index.js';
+import type { MessageMeta, SpoolEntry } from '../spool/index.js';
 
 /** The stable JSON shape of `queue list --json`: outside tools depend on these names. */
 export interface QueueListItem {
   id: string;
-  state: 'queued' | 'deferred' | 'failed' | 'hold';
+  /** corrupt: in corrupt/, its files unreadable or incomplete (`queue restore ID` once they are whole). */
+  state: 'queued' | 'deferred' | 'failed' | 'hold' | 'corrupt';
   from: string;
   recipients: string[];
   attempts: number;
@@ -33,6 +34,22 @@ export function toListItem(entry: SpoolEntry): QueueListItem {
   };
 }
 
+/** An entry of corrupt/: what its metadata still says, or only its id and the problem. */
+export function toCorruptItem(entry: { id: string; meta: MessageMeta | null; problem: string | null }): QueueListItem {
+  const { meta } = entry;
+  return {
+    id: entry.id,
+    state: 'corrupt',
+    from: meta?.envelope.from ?? '',
+    recipients: meta?.recipients.map((r) => r.address) ?? [],
+    attempts: meta?.attempts ?? 0,
+    lastError: entry.problem ?? meta?.lastError ?? null,
+    nextAttemptAt: null,
+    account: meta ? accountOf(meta) : '-',
+    route: meta?.route?.rule ?? null,
+  };
+}
+
 export function formatQueueTable(items: QueueListItem[]): string {
   if (items.length === 0) return 'The queue is empty.';
   const rows = items.map((i) => [i.id, i.state, String(i.attempts), i.account, i.from || '<>', i.recipients.join(','), i.nextAttemptAt ?? '-', i.lastError ?? '']);
@@ -40,7 +57,7 @@ export function formatQueueTable(items: QueueListItem[]): string {
   const widths = head.map((h, c) => Math.min(40, Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length))));
   const line = (cells: string[]) =>
     cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.slice(0, widths[c]).padEnd(widths[c] ?? 0))).join('  ');
-  const counts = ['queued', 'deferred', 'failed', 'hold']
+  const counts = ['queued', 'deferred', 'failed', 'hold', 'corrupt']
     .map((s) => [s, items.filter((i) => i.state === s).length] as const)
     .filter(([, n]) => n > 0)
     .map(([s, n]) => `${n} ${s}`)

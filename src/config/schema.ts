@@ -121,6 +121,8 @@ const accountSchema = z
     sendAs: z.array(addressOrDomain).default([]),
     rateLimit: rateLimit.default({ messages: 30, perSeconds: 60 }),
     maxConnections: z.number().int().min(1).max(16).default(3),
+    /** Recipients per upstream transaction: more are sent as several transactions (Exchange Online takes 500 by default). */
+    maxRecipientsPerMessage: z.number().int().min(1).max(1000).default(500),
     /** Bound on each token request to Entra ID. */
     tokenTimeout: duration('tokenTimeout').default(30_000),
     /** Bound on connecting, greeting and each SMTP command upstream. */
@@ -201,7 +203,7 @@ const routeSchema = z
     }
   });
 
-const DEFAULT_SCHEDULE = ['1m', '2m', '5m', '10m', '15m', '30m', '1h'];
+const DEFAULT_SCHEDULE = ['15s', '1m', '2m', '5m', '10m', '15m', '30m', '1h'];
 
 const retrySchema = z.strictObject({
   /** Delay before each retry; the last entry repeats until maxAge. */

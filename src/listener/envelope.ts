@@ -1,5 +1,6 @@
 import type { SMTPServerSession } from 'smtp-server';
 import { normalizeAddress } from '../access/index.js';
+import { addressKey, canonicalAddress } from '../mail/addresses.js';
 import type { ClientInfo, Envelope } from '../spool/types.js';
 
 /** The client's address as policy and logs use it (IPv4-mapped IPv6 as plain IPv4, no zone). */
@@ -7,10 +8,28 @@ export function clientAddress(session: SMTPServerSession): string {
   return normalizeAddress(session.remoteAddress ?? '');
 }
 
-/** The SMTP envelope as the client gave it: '' for the null sender <>, recipients in their own case. */
+/**
+ * The SMTP envelope as the spool keeps it: '' for the null sender <>, local parts in their own
+ * case, domains as lower-case ASCII (IDN as A-labels), each recipient once. onMailFrom and
+ * onRcptTo refused every address that has no such form.
+ */
 export function envelopeOf(session: SMTPServerSession): Envelope {
   const { mailFrom, rcptTo } = session.envelope;
-  return { from: mailFrom ? mailFrom.address : '', to: rcptTo.map((r) => r.address) };
+  const to: string[] = [];
+  const seen = new Set<string>();
+  for (const r of rcptTo) {
+    const address = canonicalOrSelf(r.address);
+    const key = addressKey(address);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    to.push(address);
+  }
+  return { from: mailFrom ? canonicalOrSelf(mailFrom.address) : '', to };
+}
+
+function canonicalOrSelf(address: string): string {
+  const canonical = canonicalAddress(address);
+  return 'address' in canonical ? canonical.address : address;
 }
 
 /** The authenticated username, if the session has one (smtp-server sets session.user after onAuth). */

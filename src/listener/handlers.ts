@@ -8,6 +8,7 @@ import type {
 } from 'smtp-server';
 import type { AccessPolicy, AuthThrottle } from '../access/index.js';
 import type { RelayConfig } from '../config/index.js';
+import { addressKey, canonicalAddress } from '../mail/addresses.js';
 import type { Logger } from '../observability/logger.js';
 import type { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
@@ -149,6 +150,11 @@ export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }):
       logger.info({ event: 'rejected', client, from: address.address, reason: 'not in allowNetworks and not authenticated' }, 'relay refused: authentication required');
       return done(reply('authRequired'));
     }
+    const sender = address.address ? canonicalAddress(address.address) : { address: '' };
+    if ('problem' in sender) {
+      logger.info({ event: 'rejected', client, from: address.address, reason: sender.problem }, 'sender refused: address cannot be relayed');
+      return done(reply(sender.problem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badSenderDomain'));
+    }
     if (!ctx.space) return done();
     const declared = (address.args && Number(address.args.SIZE)) || 0;
     ctx.space.hasRoom(declared).then(
@@ -164,10 +170,16 @@ export function createHandlers(ctx: HandlerContext, listener: { tls: boolean }):
   const onRcptTo = guarded<[SMTPServerAddress, SMTPServerSession]>('onRcptTo', (address, session, done) => {
     const { config, access } = ctx.rules();
     if (!access.mayRelay(session)) return done(reply('authRequired'));
+    const canonical = canonicalAddress(address.address);
+    if ('problem' in canonical) {
+      logger.info({ event: 'rejected', client: clientAddress(session), to: address.address, reason: canonical.problem }, 'recipient refused: address cannot be relayed');
+      return done(reply(canonical.problem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badDomain'));
+    }
     const recipients = session.envelope.rcptTo;
-    // smtp-server folds a repeated recipient (case-insensitively) into the earlier one: not a new one.
-    const key = address.address.toLowerCase();
-    const repeated = recipients.some((r) => r.address.toLowerCase() === key);
+    // A repeated recipient (smtp-server folds exact repeats; user@bücher.de and
+    // user@xn--bcher-kva.de are one too) is not a new one.
+    const key = addressKey(canonical.address);
+    const repeated = recipients.some((r) => addressKey(r.address) === key);
     if (!repeated && recipients.length >= config.maxRecipients) {
       if (loggedRcptLimit.get(session) !== session.transaction) {
         loggedRcptLimit.set(session, session.transaction);

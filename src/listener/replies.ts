@@ -12,6 +12,10 @@ export const REPLIES = {
   authMechanism: [504, '5.5.4 Unrecognized authentication type'],
   encryptionRequired: [538, '5.7.11 Encryption required for requested authentication mechanism'],
   tooManyRecipients: [452, '4.5.3 Too many recipients'],
+  // RFC 6531 3.5: an address that needs SMTPUTF8 end to end; Exchange's side cannot be relied on for it.
+  nonAsciiLocalPart: [553, '5.6.7 Non-ASCII local parts are not supported by this relay'],
+  badDomain: [553, '5.1.3 Bad destination mailbox address syntax'],
+  badSenderDomain: [553, '5.1.7 Bad sender mailbox address syntax'],
   tooLarge: [552, '5.3.4 Message size exceeds fixed maximum message size'],
   spoolWrite: [451, '4.3.0 Error: queue file write error, try again later'],
   internalError: [451, '4.3.0 Error: internal error, try again later'],

@@ -111,8 +111,11 @@ export class GraphClient {
       r.on('timeout', () => r.destroy(Object.assign(new Error(`Graph did not answer within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
       r.on('error', (err: NodeJS.ErrnoException) => {
         const code = err.code ?? 'ECONNECTION';
-        const failure: UpstreamFailure = { code, message: `${req.method} ${new URL(req.url).host}${new URL(req.url).pathname.replace(/\/messages\/[^/]+/, '/messages/{id}')}: ${err.message}` };
-        if (req.sends && !NOT_SENT.has(code)) failure.possibleDuplicate = true;
+        // A send that may have reached Graph is the message's failure (stage data); anything else
+        // (Graph unreachable, a draft step) is the account's, as an SMTP session failure is.
+        const maybeSent = req.sends === true && !NOT_SENT.has(code);
+        const failure: UpstreamFailure = { code, stage: maybeSent ? 'data' : 'session', message: `${req.method} ${new URL(req.url).host}${new URL(req.url).pathname.replace(/\/messages\/[^/]+/, '/messages/{id}')}: ${err.message}` };
+        if (maybeSent) failure.possibleDuplicate = true;
         reject(new UpstreamError(failure, [], { cause: err }));
       });
       r.end(body);

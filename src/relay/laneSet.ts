@@ -1,7 +1,16 @@
 import { accountsOf, type AccountConfig, type RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { AccountFactory, AccountTokenSource, MessageTransport } from './accountFactory.js';
-import { AccountLane } from './lane.js';
+import type { Clock } from './clock.js';
+import { AccountLane, type DeliverFn } from './lane.js';
+
+/** What every lane is built with besides its account's parts. */
+export interface LaneWiring {
+  clock: Clock;
+  deliver: DeliverFn;
+  /** A retired lane's message that still needs delivering (ended after the lane was retired). */
+  rehome(id: string, dueAt: number, from: AccountLane): void;
+}
 
 /** A reload prepared by LaneSet.prepare: nothing has changed until apply(). */
 export interface ReconfigurePlan {
@@ -24,11 +33,11 @@ export class LaneSet {
     config: RelayConfig,
     private readonly factory: AccountFactory,
     private readonly logger: Logger,
+    private readonly wiring: LaneWiring,
   ) {
     try {
       for (const account of accountsOf(config).values()) {
-        const parts = this.buildParts(account);
-        this.lanes.set(account.name, new AccountLane(account, parts.tokens, parts.transport, logger));
+        this.lanes.set(account.name, this.newLane(account, this.buildParts(account)));
       }
     } catch (err) {
       for (const lane of this.lanes.values()) lane.close();
@@ -48,6 +57,11 @@ export class LaneSet {
   /** Configured and retiring lanes. */
   all(): AccountLane[] {
     return [...this.lanes.values(), ...this.retiring];
+  }
+
+  private newLane(account: AccountConfig, parts: { tokens: AccountTokenSource; transport: MessageTransport }): AccountLane {
+    const { clock, deliver, rehome } = this.wiring;
+    return new AccountLane(account, parts.tokens, parts.transport, this.logger, clock, deliver, rehome);
   }
 
   private buildParts(account: AccountConfig): { tokens: AccountTokenSource; transport: MessageTransport } {
@@ -91,12 +105,12 @@ export class LaneSet {
         const lane = this.lanes.get(name);
         const parts = built.get(name);
         if (lane && parts) {
-          lane.replace(account, parts.tokens, parts.transport, hooks.activate);
+          lane.replace(account, parts.tokens, parts.transport);
           this.logger.info({ event: 'account-changed', account: name }, `account ${name}: new settings in use`);
         } else if (lane) {
           lane.update(account);
         } else if (parts) {
-          const added = new AccountLane(account, parts.tokens, parts.transport, this.logger);
+          const added = this.newLane(account, parts);
           this.lanes.set(name, added);
           if (hooks.activate) added.activate();
           this.logger.info({ event: 'account-added', account: name }, `account ${name} added`);
@@ -109,12 +123,10 @@ export class LaneSet {
 
   private retire(lane: AccountLane, onRetire: (lane: AccountLane) => void): void {
     this.lanes.delete(lane.name);
-    lane.retired = true;
     this.retiring.add(lane);
-    if (lane.timer) clearTimeout(lane.timer);
-    lane.abortWaits(`account ${lane.name} was removed`);
+    lane.retire();
     onRetire(lane);
-    void Promise.allSettled([...lane.inFlight]).then(() => {
+    void lane.settled().then(() => {
       lane.close();
       this.retiring.delete(lane);
     });

@@ -1,3 +1,5 @@
+import { systemClock, type Clock } from './clock.js';
+
 /**
  * Paces one mailbox under Exchange Online's limits: at most `messages` submissions per sliding
  * window of `perSeconds`, and an optional pause (throttling reply, daily quota, dead upstream).
@@ -13,13 +15,16 @@ export class Pacer {
   private pausedUntil = 0;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(private limit: { messages: number; perSeconds: number } | null) {}
+  constructor(
+    private limit: { messages: number; perSeconds: number } | null,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   setLimit(limit: { messages: number; perSeconds: number } | null): void {
     this.limit = limit;
   }
 
-  /** Holds every submission until `until` (ms epoch); a later pause extends, an earlier one is ignored. */
+  /** Holds every submission until `until` (monotonic ms); a later pause extends, an earlier one is ignored. */
   pause(until: number): void {
     this.pausedUntil = Math.max(this.pausedUntil, until);
   }
@@ -50,7 +55,7 @@ export class Pacer {
   private async waitForSlot(signal?: AbortSignal): Promise<() => void> {
     for (;;) {
       signal?.throwIfAborted();
-      const now = Date.now();
+      const now = this.clock.now();
       let waitUntil = this.pausedUntil;
       if (this.limit) {
         const windowMs = this.limit.perSeconds * 1000;
@@ -75,7 +80,7 @@ export class Pacer {
       if (slot.done) return;
       slot.done = true;
       const index = this.stamps.indexOf(Number.POSITIVE_INFINITY);
-      if (index !== -1) this.stamps[index] = Date.now();
+      if (index !== -1) this.stamps[index] = this.clock.now();
     };
   }
 }

@@ -1,11 +1,11 @@
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import nodemailer, { type Transporter, type TransportOptions } from 'nodemailer';
 import type { Microsoft365Config } from '../config/index.js';
 import type { TokenSource } from '../oauth/index.js';
 import type { SendContext } from './accountFactory.js';
-import type { UpstreamFailure } from './classify.js';
+import type { FailureStage, UpstreamFailure } from './classify.js';
 
 export interface RecipientRejection {
   address: string;
@@ -34,6 +34,8 @@ export class UpstreamError extends Error {
 
 interface NodemailerError extends Error {
   code?: string;
+  /** The SMTP command the error answers (MAIL FROM, RCPT TO, DATA, AUTH ..., CONN, API). */
+  command?: string;
   responseCode?: number;
   response?: string;
   rejectedErrors?: NodemailerError[];
@@ -63,22 +65,32 @@ export class SubmissionTransport {
 
   /** SMTP has an envelope and nothing to clean up: the context is not needed. */
   async send(envelope: { from: string; to: string[] }, raw: Readable, _context?: SendContext): Promise<SendResult> {
+    // Whether the content was being handed over tells whose a lost connection is (classify.ts).
+    let contentStarted = false;
+    const content = Readable.from(
+      (async function* () {
+        contentStarted = true;
+        yield* raw;
+      })(),
+      { objectMode: false },
+    );
     try {
-      const info = (await this.transporter.sendMail({ envelope, raw })) as {
+      const info = (await this.transporter.sendMail({ envelope, raw: content })) as {
         accepted: Array<string | { address: string }>;
         rejected: Array<string | { address: string }>;
         rejectedErrors?: NodemailerError[];
         response: string;
       };
       return {
-        accepted: info.accepted.map(addressOf),
+        accepted: info.accepted.map((a) => (typeof a === 'string' ? a : a.address)),
         rejected: (info.rejectedErrors ?? []).map(toRejection),
         response: info.response,
       };
     } catch (err) {
+      content.destroy();
       raw.destroy();
       const e = err as NodemailerError;
-      const failure: UpstreamFailure = { code: e.code, responseCode: e.responseCode, response: e.response, message: e.message };
+      const failure: UpstreamFailure = { code: e.code, responseCode: e.responseCode, response: e.response, message: e.message, stage: stageOf(e, contentStarted) };
       throw new UpstreamError(failure, (e.rejectedErrors ?? []).map(toRejection), { cause: err });
     }
   }
@@ -121,8 +133,13 @@ export function provideTokens(transporter: Transporter, tokens: TokenSource): vo
   });
 }
 
-function addressOf(value: string | { address: string }): string {
-  return typeof value === 'string' ? value : value.address;
+/** How far the transaction got when nodemailer failed (see UpstreamFailure.stage). */
+function stageOf(err: NodemailerError, contentStarted: boolean): FailureStage {
+  if (contentStarted) return 'data';
+  if (err.command === 'MAIL FROM' || err.command === 'RCPT TO' || err.command === 'DATA') return 'envelope';
+  // nodemailer's own refusal of an address or message, before anything was sent for it.
+  if (err.command === 'API' && (err.code === 'EENVELOPE' || err.code === 'EMESSAGE')) return 'envelope';
+  return 'session';
 }
 
 function toRejection(err: NodemailerError): RecipientRejection {

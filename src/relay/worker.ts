@@ -1,17 +1,20 @@
 import { Readable } from 'node:stream';
-import { DEFAULT_ACCOUNT, formatDuration, type AccountConfig, type RelayConfig } from '../config/index.js';
+import { DEFAULT_ACCOUNT, formatDuration, type RelayConfig } from '../config/index.js';
 import { TokenError } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
-import { nextAttempt } from '../retry/policy.js';
 import { crashPoint } from '../spool/crashPoints.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
 import { defaultAccountFactory, type AccountFactory } from './accountFactory.js';
-import { classify, describeFailure, type Classification, type UpstreamFailure } from './classify.js';
-import { readHeaderBlock, serializeHeaderBlock } from './headers.js';
-import type { AccountLane, LaneHealth, UpstreamHealth } from './lane.js';
+import type { Ticket } from './accountHold.js';
+import { classify, type UpstreamFailure } from './classify.js';
+import { dueFromWall, systemClock, type Clock } from './clock.js';
+import { findField, fieldValue, readHeaderBlock, serializeHeaderBlock } from './headers.js';
+import type { AccountLane, DeliveryEnd, LaneHealth, UpstreamHealth } from './lane.js';
 import { LaneSet, type ReconfigurePlan } from './laneSet.js';
+import { applyTransaction, decideOutcome, type Decision, type TransactionResult } from './outcome.js';
+import { sleep } from './pacing.js';
 import { applySenderPolicy } from './senderPolicy.js';
-import { UpstreamError, type SendResult } from './transport.js';
+import { UpstreamError } from './transport.js';
 
 export interface WorkerOptions {
   config: RelayConfig;
@@ -21,6 +24,8 @@ export interface WorkerOptions {
   factory?: AccountFactory;
   /** Called once a message is recorded as failed for good (for failure notices); must not throw. */
   onFailed?: (meta: MessageMeta, expired: boolean) => Promise<void>;
+  /** Monotonic and wall time; injectable for tests. */
+  clock?: Clock;
 }
 
 /** The account a message was routed to when it was queued (`default` for older messages). */
@@ -28,26 +33,45 @@ export function accountOf(meta: Pick<MessageMeta, 'route'>): string {
   return meta.route?.account ?? DEFAULT_ACCOUNT;
 }
 
+/** A spool file of the message cannot be read: the message's problem, never the account's. */
+class LocalSpoolError extends Error {
+  override readonly name = 'LocalSpoolError';
+}
+
+/** What the message looks like on its way out: computed once per attempt, used by every transaction. */
+interface Prepared {
+  header: Buffer;
+  bodyOffset: number;
+  envelopeFrom: string;
+  messageIdHeader: string | undefined;
+}
+
+/** How long to wait before trying again to record an outcome the disk refused (ENOSPC, EIO). */
+const PERSIST_RETRY_MS = { first: 1_000, max: 30_000 };
+
 /**
- * Delivers queued messages to Microsoft 365, one lane per account (see AccountLane): each lane at
- * most its maxConnections at once, paced to its rateLimit, with its own token source and transport.
- * Each outcome is recorded in the spool before the next step (delivered: removed; transient:
- * deferred with its next attempt; permanent: failed with the reason).
+ * Delivers queued messages to Microsoft 365, one lane per account (see AccountLane, which owns
+ * where each message is). A delivery claims the message, sends it in transactions of at most
+ * maxRecipientsPerMessage recipients, then decideOutcome() says what the result means and this
+ * applies it: the spool's verbs for the message (retried until the disk takes them) and the
+ * lane's for the account.
  */
 export class RelayWorker {
   private readonly lanes: LaneSet;
-  /** The lane whose scheduler holds each scheduled id (an id is scheduled in one lane at a time). */
-  private readonly placement = new Map<string, AccountLane>();
-  /** Ids taken from a scheduler and not finished yet (waiting for pacing, or being delivered). */
-  private readonly busy = new Set<string>();
   /** Replaced whole on reload (SIGHUP). */
   private config: RelayConfig;
   private running = false;
+  private readonly clock: Clock;
 
   /** Throws AccountSetupError (or TokenError for an unreadable certificate) when an account cannot be set up. */
   constructor(private readonly options: WorkerOptions) {
     this.config = options.config;
-    this.lanes = new LaneSet(options.config, options.factory ?? defaultAccountFactory, options.logger);
+    this.clock = options.clock ?? systemClock;
+    this.lanes = new LaneSet(options.config, options.factory ?? defaultAccountFactory, options.logger, {
+      clock: this.clock,
+      deliver: (lane, id, ticket) => this.deliver(lane, id, ticket),
+      rehome: (id, dueAt, from) => this.rehome(id, dueAt, from),
+    });
   }
 
   private get log(): Logger {
@@ -62,7 +86,6 @@ export class RelayWorker {
   start(queuedIds: readonly string[]): Promise<void> {
     this.running = true;
     for (const lane of this.lanes.active()) lane.activate();
-    this.pumpAll();
     return this.load(queuedIds);
   }
 
@@ -70,61 +93,63 @@ export class RelayWorker {
     try {
       for await (const batch of this.options.spool.loadQueued(ids)) {
         if (!this.running) return;
-        for (const meta of batch) {
-          if (!this.busy.has(meta.id)) this.place(meta.id, dueAt(meta), accountOf(meta));
-        }
-        this.pumpAll();
+        for (const meta of batch) this.laneFor(accountOf(meta))?.place(meta.id, dueFromWall(this.clock, meta.nextAttemptAt));
+        for (const lane of this.lanes.active()) lane.pump();
       }
     } catch (err) {
-      this.log.error({ err: errorText(err) }, 'reading the queue failed; the periodic rescan will pick messages up');
+      this.log.error({ err }, 'reading the queue failed; the periodic rescan will pick messages up');
     }
   }
 
-  /** A message is queued (just received, or put back by an administrator) for `account`. */
-  enqueue(id: string, at = 0, account: string = DEFAULT_ACCOUNT): void {
-    this.schedule(id, at, account);
+  /** A message is queued (just received, or put back): due at its recorded time (null: now). */
+  enqueue(id: string, nextAttemptAt: string | null, account: string = DEFAULT_ACCOUNT): void {
+    const lane = this.laneFor(account);
+    if (!lane) return;
+    for (const other of this.lanes.all()) {
+      const where = other.where(id);
+      if (where === 'in-flight') return; // its delivery decides where it goes next
+      if (where === 'waiting' && other !== lane) other.withdraw(id);
+    }
+    lane.enqueue(id, dueFromWall(this.clock, nextAttemptAt));
   }
 
-  /**
-   * Puts an id in the lane of its account; an account that no longer exists (removed by a reload)
-   * is delivered by the default account. An id already scheduled in another lane moves.
-   */
-  private schedule(id: string, at: number, account: string): void {
-    const lane = this.place(id, at, account);
-    if (lane) this.pump(lane);
+  /** The lane of an account; one that no longer exists (removed by a reload) is delivered by the default account. */
+  private laneFor(account: string): AccountLane | undefined {
+    return this.lanes.get(account) ?? this.lanes.get(DEFAULT_ACCOUNT);
   }
 
-  /** schedule() without starting deliveries, for batches (followed by pumpAll). */
-  private place(id: string, at: number, account: string): AccountLane | undefined {
-    const lane = this.lanes.get(account) ?? this.lanes.get(DEFAULT_ACCOUNT);
-    if (!lane) return undefined;
-    const previous = this.placement.get(id);
-    if (previous && previous !== lane) previous.scheduler.remove(id);
-    this.placement.set(id, lane);
-    lane.scheduler.schedule(id, at);
-    return lane;
-  }
-
-  private pumpAll(): void {
-    for (const lane of this.lanes.active()) this.pump(lane);
+  /** A retired lane's message goes to the lane of its account now. */
+  private rehome(id: string, dueAt: number, from: AccountLane): void {
+    if (!this.running) return;
+    const lane = this.lanes.get(from.name) ?? this.lanes.get(DEFAULT_ACCOUNT);
+    lane?.enqueue(id, dueAt);
   }
 
   /**
    * Re-reads queue/ and schedules every message at its recorded time in its account's lane: after
-   * a `queue` command changed something, after a reload added or removed accounts, and
-   * periodically as a safety net.
+   * a `queue` command or `login` changed something (they wake the daemon), after a reload added or
+   * removed accounts, and periodically as a safety net. Something was fixed, perhaps: holding
+   * accounts probe at once.
    */
   async rescan(): Promise<void> {
-    for (const id of await this.options.spool.ids('queue')) {
-      if (this.busy.has(id)) continue;
+    for (const lane of this.lanes.active()) lane.probeNow();
+    const { spool } = this.options;
+    for (const id of await spool.ids('queue')) {
+      if (this.inFlight(id)) continue;
+      let meta: MessageMeta;
       try {
-        const meta = await this.options.spool.readMeta('queue', id);
-        this.place(id, dueAt(meta), accountOf(meta));
-      } catch {
-        // claimed or changed meanwhile: the next rescan sees it
+        meta = await spool.readMeta('queue', id);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // claimed or changed meanwhile
+        await this.quarantine('queue', id, err);
+        continue;
       }
+      this.enqueue(id, meta.nextAttemptAt, accountOf(meta));
     }
-    this.pumpAll();
+  }
+
+  private inFlight(id: string): boolean {
+    return this.lanes.all().some((lane) => lane.where(id) === 'in-flight');
   }
 
   /**
@@ -141,9 +166,8 @@ export class RelayWorker {
         const before = names(this.lanes.active());
         plan.apply();
         this.config = config;
-        this.pumpAll();
         if (before !== names(this.lanes.active())) {
-          this.rescan().catch((err: unknown) => this.log.error({ err: errorText(err) }, 'queue rescan after reload failed'));
+          this.rescan().catch((err: unknown) => this.log.error({ err }, 'queue rescan after reload failed'));
         }
       },
     };
@@ -156,32 +180,27 @@ export class RelayWorker {
 
   /** A removed account's waiting mail moves to the default account's lane. */
   private retired(lane: AccountLane): void {
-    const waiting = lane.scheduler.drain();
-    for (const { id, at } of waiting) this.place(id, at, lane.name);
+    const waiting = lane.drainWaiting();
+    for (const { id, at } of waiting) this.rehome(id, at, lane);
     this.log.warn(
-      { event: 'account-removed', account: lane.name, moved: waiting.length, inFlight: lane.inFlight.size },
+      { event: 'account-removed', account: lane.name, moved: waiting.length, inFlight: lane.inFlightCount },
       `account ${lane.name} was removed: deliveries under way finish, its waiting mail goes to the default account`,
     );
   }
 
   get queueSize(): number {
-    let size = 0;
-    for (const lane of this.lanes.all()) size += lane.scheduler.size + lane.inFlight.size;
-    return size;
+    return this.lanes.all().reduce((sum, lane) => sum + lane.size, 0);
   }
 
   /**
    * Stops taking messages; lets deliveries under way finish for up to `graceMs`, then closes the
-   * upstream connections (those messages are deferred and retried after the restart).
+   * upstream connections (those messages are retried after the restart).
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.running = false;
     const lanes = this.lanes.all();
-    for (const lane of lanes) {
-      if (lane.timer) clearTimeout(lane.timer);
-      lane.abortWaits('relay is stopping');
-    }
-    const all = Promise.allSettled(lanes.flatMap((lane) => [...lane.inFlight]));
+    for (const lane of lanes) lane.halt('relay is stopping');
+    const all = Promise.all(lanes.map((lane) => lane.settled()));
     let graceTimer: NodeJS.Timeout | undefined;
     const grace = new Promise<'timeout'>((resolve) => {
       graceTimer = setTimeout(() => resolve('timeout'), graceMs);
@@ -192,212 +211,7 @@ export class RelayWorker {
     if (outcome === 'timeout') await all;
   }
 
-  /** Starts deliveries of this lane while it has free connections and due messages. */
-  private pump(lane: AccountLane): void {
-    if (!this.running || lane.retired) return;
-    while (lane.inFlight.size < lane.account.maxConnections) {
-      const id = lane.scheduler.takeDue(Date.now());
-      if (!id) break;
-      this.placement.delete(id);
-      this.busy.add(id);
-      const delivery = this.deliver(lane, id).catch((err: unknown) => {
-        this.log.error({ msgId: id, account: lane.name, err: errorText(err) }, 'delivery crashed; the message stays in the spool');
-      });
-      lane.inFlight.add(delivery);
-      void delivery.finally(() => {
-        lane.inFlight.delete(delivery);
-        this.busy.delete(id);
-        this.pump(lane);
-      });
-    }
-    this.armTimer(lane);
-  }
-
-  /** Wakes the lane when its earliest deferred message becomes due. */
-  private armTimer(lane: AccountLane): void {
-    if (lane.timer) clearTimeout(lane.timer);
-    lane.timer = null;
-    const next = lane.scheduler.nextDueAt();
-    if (next === null || !this.running) return;
-    const delay = Math.max(0, Math.min(next - Date.now(), 2_147_000_000));
-    lane.timer = setTimeout(() => this.pump(lane), delay);
-    lane.timer.unref();
-  }
-
-  private async deliver(lane: AccountLane, id: string): Promise<void> {
-    let done: () => void;
-    try {
-      done = await lane.pacer.acquire(lane.signal);
-    } catch {
-      // Stopping (the message stays queued, untouched) or the account was removed: it goes to
-      // the default account's lane.
-      if (this.running) this.schedule(id, 0, lane.name);
-      return;
-    }
-    try {
-      await this.claimAndDeliver(lane, id);
-    } finally {
-      done();
-    }
-  }
-
-  private async claimAndDeliver(lane: AccountLane, id: string): Promise<void> {
-    const meta = await this.options.spool.claim(id);
-    if (!meta) return; // deleted, held or claimed meanwhile
-    const routed = accountOf(meta);
-    if (routed !== lane.name) {
-      this.log.warn(
-        { msgId: id, event: 'route-fallback', account: lane.name, routedTo: routed },
-        `account ${routed} no longer exists: delivering with the ${lane.name} account`,
-      );
-    }
-
-    let outcome: { result?: SendResult; error?: UpstreamError | TokenError };
-    try {
-      outcome = await this.attempt(lane, meta);
-      if (outcome.error && classifyError(outcome.error).class === 'token-rejected') {
-        // Exchange refused a token msal still holds (revoked, or the mailbox permission changed):
-        // fetch a fresh one and try once more at once.
-        this.log.warn({ msgId: id, account: lane.name, event: 'token-rejected' }, 'Exchange rejected the access token; renewing it and retrying');
-        outcome = await lane.tokens.getToken({ forceRefresh: true }).then(
-          () => this.attempt(lane, meta),
-          (err: TokenError) => ({ error: err }),
-        );
-      }
-    } catch (err) {
-      outcome = { error: new UpstreamError({ message: errorText(err) }, [], { cause: err }) };
-    }
-    await this.record(lane, meta, outcome);
-  }
-
-  private async attempt(lane: AccountLane, meta: MessageMeta): Promise<{ result?: SendResult; error?: UpstreamError | TokenError }> {
-    // One attempt uses one set of parts, even if a reload replaces them meanwhile.
-    const { tokens, transport, account: m365 } = lane;
-    try {
-      // Asking first means a token problem is known as such, without opening a connection.
-      await tokens.getToken();
-      const block = await readHeaderBlock(this.options.spool.dataPath(meta.id));
-      const decision = applySenderPolicy(
-        { mailbox: m365.mailbox, sendAs: m365.sendAs },
-        { envelopeFrom: meta.envelope.from, header: block, messageId: meta.id, receivedAt: new Date(meta.receivedAt) },
-      );
-      if (decision.changes.length > 0 && meta.attempts === 0) {
-        this.log.info({ msgId: meta.id, account: lane.name, event: 'rewritten', changes: decision.changes }, 'sender policy applied');
-      }
-      const to = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
-      const body = this.options.spool.openData(meta.id, block.bodyOffset);
-      const raw = Readable.from(concatStreams(serializeHeaderBlock(decision.header), body));
-      const result = await transport.send({ from: decision.envelopeFrom, to }, raw, { messageId: meta.id, signal: lane.signal });
-      crashPoint('after-upstream-accept');
-      return { result };
-    } catch (err) {
-      if (err instanceof UpstreamError || err instanceof TokenError) return { error: err };
-      throw err;
-    }
-  }
-
-  /** Writes the outcome of an attempt to the spool and schedules what remains. */
-  private async record(lane: AccountLane, meta: MessageMeta, outcome: { result?: SendResult; error?: UpstreamError | TokenError }): Promise<void> {
-    const account = lane.name;
-    const now = Date.now();
-    const attempts = meta.attempts + 1;
-    const recipients = meta.recipients.map((r) => ({ ...r }));
-    const pending = () => recipients.filter((r) => r.status === 'pending');
-    const byAddress = (address: string) => recipients.find((r) => r.status === 'pending' && r.address.toLowerCase() === address.toLowerCase());
-    let messageClass: Classification | null = null;
-    let lastError: string | null = null;
-    /** Stable label for the failed log line and metric. */
-    let failClass = 'permanent-failure';
-    noteUpstream(lane, outcome);
-
-    const rejections = outcome.result?.rejected ?? (outcome.error instanceof UpstreamError ? outcome.error.rejected : []);
-    for (const rejection of rejections) {
-      const r = byAddress(rejection.address);
-      if (!r) continue;
-      const cls = classify({ responseCode: rejection.responseCode, response: rejection.response });
-      r.lastError = describeFailure({ response: rejection.response });
-      if (cls.class === 'permanent') {
-        r.status = 'failed';
-        failClass = cls.reason;
-        this.log.warn({ msgId: meta.id, account, event: 'recipient-failed', recipient: r.address, reason: r.lastError }, 'recipient rejected permanently');
-      }
-      lastError = r.lastError;
-    }
-
-    if (outcome.result) {
-      for (const address of outcome.result.accepted) {
-        const r = byAddress(address);
-        if (r) r.status = 'delivered';
-      }
-      const delivered = outcome.result.accepted.length;
-      if (delivered > 0) {
-        const latencySeconds = (now - Date.parse(meta.receivedAt)) / 1000;
-        this.log.info(
-          { msgId: meta.id, account, event: 'delivered', recipients: delivered, upstreamReply: outcome.result.response, upstreamQueueId: upstreamQueueId(outcome.result.response), attempts, latencySeconds },
-          'delivered to Microsoft 365',
-        );
-        lane.alerts.clear('configuration');
-        lane.breaker.reset();
-      }
-    } else if (outcome.error) {
-      const failure = failureOf(outcome.error);
-      messageClass = classify(failure);
-      // An envelope error lists per-recipient rejections, handled above; the message-level text
-      // ("all recipients were rejected") only matters when none was attributed.
-      if (!(outcome.error instanceof UpstreamError && outcome.error.rejected.length > 0)) {
-        lastError = describeFailure(failure);
-        if (messageClass.class === 'permanent') {
-          failClass = messageClass.reason;
-          for (const r of pending()) {
-            r.status = 'failed';
-            r.lastError = lastError;
-          }
-        }
-        this.react(lane, meta.id, messageClass, outcome.error, lastError);
-      } else {
-        messageClass = null;
-      }
-    }
-
-    const next: MessageMeta = { ...meta, recipients, attempts, lastError: lastError ?? meta.lastError };
-    if (pending().length === 0) {
-      if (recipients.every((r) => r.status === 'delivered')) {
-        await this.options.spool.complete(meta.id);
-        return;
-      }
-      const reason = lastError ?? recipients.find((r) => r.status === 'failed')?.lastError ?? 'failed';
-      const failed = { ...next, lastError: reason, nextAttemptAt: null };
-      await this.options.spool.fail(failed);
-      this.log.warn({ msgId: meta.id, account, event: 'failed', reason, class: failClass, attempts }, 'message failed permanently');
-      await this.options.onFailed?.(failed, false);
-      return;
-    }
-
-    const minDelayMs = messageClass ? minDelayFor(lane.account, messageClass, outcome.error) : undefined;
-    const lifetimeStart = Date.parse(meta.requeuedAt ?? meta.receivedAt);
-    const decision = nextAttempt(this.config.retry, { attempts, receivedAt: lifetimeStart, now, minDelayMs });
-    if (decision.action === 'expire') {
-      const reason = `expired after ${formatDuration(now - lifetimeStart)} in the queue; last error: ${next.lastError ?? 'none'}`;
-      for (const r of pending()) {
-        r.status = 'failed';
-        r.lastError = r.lastError ?? next.lastError ?? 'expired';
-      }
-      const failed = { ...next, recipients, lastError: reason };
-      await this.options.spool.fail(failed);
-      this.log.warn({ msgId: meta.id, account, event: 'failed', reason, class: 'expired', attempts }, 'message expired');
-      await this.options.onFailed?.(failed, true);
-      return;
-    }
-    const nextAttemptAt = new Date(decision.at).toISOString();
-    await this.options.spool.defer({ ...next, nextAttemptAt });
-    this.log.info(
-      { msgId: meta.id, account, event: 'deferred', reason: next.lastError, class: messageClass?.reason ?? 'recipient-deferred', attempts, nextAttemptAt, retryIn: formatDuration(decision.delayMs) },
-      'delivery deferred',
-    );
-    this.schedule(meta.id, decision.at, accountOf(meta));
-  }
-
-  /** For /readyz and diagnostics: each account's token, upstream and pause state. */
+  /** For /readyz and diagnostics: each account's token, upstream, hold and pause state. */
   health(): Record<string, LaneHealth> {
     return Object.fromEntries(this.lanes.active().map((lane) => [lane.name, lane.health()]));
   }
@@ -410,74 +224,273 @@ export class RelayWorker {
     return { ok: all.every((h) => h.ok), lastReplyAt: latest('lastReplyAt'), lastUnreachableAt: latest('lastUnreachableAt'), accounts };
   }
 
-  /** Side effects of a failure on the whole account (mailbox): pauses and alerts. */
-  private react(lane: AccountLane, id: string, cls: Classification, error: UpstreamError | TokenError, lastError: string | null): void {
-    const now = Date.now();
+  // --- one delivery -------------------------------------------------------------------------
+
+  private async deliver(lane: AccountLane, id: string, ticket: Ticket): Promise<DeliveryEnd> {
+    let release: () => void;
+    try {
+      release = await lane.acquireSlot();
+    } catch {
+      return { next: 'keep-place' }; // stopping, or the account was removed: still queued, untouched
+    }
+    try {
+      // The account may have started holding while this waited for pacing: only its probe goes.
+      if (lane.isHolding && !ticket.probe) return { next: 'keep-place' };
+      const meta = await this.options.spool.claim(id);
+      if (!meta) return { next: 'done' };
+      return await this.attempt(lane, meta, ticket);
+    } finally {
+      release();
+    }
+  }
+
+  private async attempt(lane: AccountLane, meta: MessageMeta, ticket: Ticket): Promise<DeliveryEnd> {
+    const routed = accountOf(meta);
+    if (routed !== lane.name) {
+      this.log.warn({ msgId: meta.id, event: 'route-fallback', account: lane.name, routedTo: routed }, `account ${routed} no longer exists: delivering with the ${lane.name} account`);
+    }
+    let prepared: Prepared;
+    try {
+      prepared = await this.prepare(lane, meta);
+    } catch (err) {
+      await this.quarantine('active', meta.id, err);
+      return { next: 'done' };
+    }
+
+    // At most maxRecipientsPerMessage per transaction; each successful one is recorded before the
+    // next, so no recipient is sent twice after a partial success.
+    const pending = meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+    const batches = chunk(pending, lane.account.maxRecipientsPerMessage);
+    let recipients = meta.recipients;
+    let failure: ReturnType<typeof applyTransaction>['failure'] = null;
+    let response: string | undefined;
+    for (const [index, batch] of batches.entries()) {
+      const local: { error?: unknown } = {};
+      const result = await this.transact(lane, meta, prepared, batch, local);
+      if (local.error) {
+        await this.quarantine('active', meta.id, local.error);
+        return { next: 'done' };
+      }
+      ({ recipients, failure } = applyTransaction(recipients, batch, result));
+      if (result.kind === 'failed') break;
+      response = result.response;
+      crashPoint('after-upstream-accept');
+      if (index < batches.length - 1) {
+        const checkpoint = { ...meta, recipients };
+        if (!(await this.persist(lane, meta.id, 'checkpoint', () => this.options.spool.checkpoint(checkpoint)))) return { next: 'done' };
+      }
+    }
+    const decision = decideOutcome({
+      meta,
+      recipients,
+      failure,
+      policy: this.config.retry,
+      pauses: lane.account,
+      now: this.clock.wall(),
+    });
+    return this.apply(lane, meta, prepared, decision, ticket, response);
+  }
+
+  /** Reads the header block and applies the sender policy (LocalSpoolError when the data cannot be read). */
+  private async prepare(lane: AccountLane, meta: MessageMeta): Promise<Prepared> {
+    const { mailbox, sendAs } = lane.account;
+    const block = await readHeaderBlock(this.options.spool.dataPath(meta.id)).catch((err: unknown) => {
+      throw new LocalSpoolError(`cannot read the message data of ${meta.id}: ${(err as Error).message}`, { cause: err });
+    });
+    const decision = applySenderPolicy({ mailbox, sendAs }, { envelopeFrom: meta.envelope.from, header: block, messageId: meta.id, receivedAt: new Date(meta.receivedAt) });
+    if (decision.changes.length > 0 && meta.attempts === 0) {
+      this.log.info({ msgId: meta.id, account: lane.name, event: 'rewritten', changes: decision.changes }, 'sender policy applied');
+    }
+    const messageIdField = findField(decision.header, 'message-id');
+    return {
+      header: serializeHeaderBlock(decision.header),
+      bodyOffset: block.bodyOffset,
+      envelopeFrom: decision.envelopeFrom,
+      messageIdHeader: messageIdField ? fieldValue(messageIdField).trim() : undefined,
+    };
+  }
+
+  /**
+   * One upstream transaction for `to`. A token Exchange rejects (revoked, or the mailbox permission
+   * changed while msal still holds it) is renewed, skipping every cache, and the transaction tried
+   * once more at once. A read error of the spooled data is reported in `local`, not as upstream's.
+   */
+  private async transact(lane: AccountLane, meta: MessageMeta, prepared: Prepared, to: string[], local: { error?: unknown }): Promise<TransactionResult> {
+    // One attempt uses one set of parts, even if a reload replaces them meanwhile.
+    const { tokens, transport } = lane;
+    const once = async (forceRefresh: boolean): Promise<TransactionResult> => {
+      try {
+        // Asking first means a token problem is known as such, without opening a connection.
+        await tokens.getToken(forceRefresh ? { forceRefresh } : undefined);
+        const body = this.options.spool.openData(meta.id, prepared.bodyOffset);
+        const raw = Readable.from(withHeader(prepared.header, body, local));
+        const sent = await transport.send({ from: prepared.envelopeFrom, to }, raw, { messageId: meta.id, signal: lane.signal });
+        return { kind: 'accepted', rejected: sent.rejected, response: sent.response };
+      } catch (err) {
+        return { kind: 'failed', failure: failureOf(err), rejected: err instanceof UpstreamError ? err.rejected : [] };
+      }
+    };
+    const first = await once(false);
+    if (first.kind === 'failed' && !local.error && classify(first.failure).class === 'token-rejected') {
+      this.log.warn({ msgId: meta.id, account: lane.name, event: 'token-rejected' }, 'Exchange rejected the access token; renewing it and retrying');
+      return once(true);
+    }
+    return first;
+  }
+
+  /** Records the decision in the spool (retried until it lands), tells the lane, logs, and says where the message goes. */
+  private async apply(lane: AccountLane, meta: MessageMeta, prepared: Prepared, decision: Decision, ticket: Ticket, response: string | undefined): Promise<DeliveryEnd> {
+    const { spool } = this.options;
+    const { verdict } = decision;
     const account = lane.name;
-    // Failures that concern the mailbox, not the message: hold this account's deliveries for a
-    // while rather than asking Entra or Exchange again for each queued message.
-    if (cls.reason === 'network' || cls.reason === 'token-unavailable' || cls.class === 'configuration') {
-      const until = lane.breaker.trip(now);
-      lane.pacer.pause(until);
-      this.log.warn(
-        { msgId: id, account, event: 'upstream-unavailable', reason: lastError, consecutiveFailures: lane.breaker.consecutiveFailures, holdFor: formatDuration(until - now) },
-        'upstream unavailable: holding deliveries',
+    const about = {
+      msgId: meta.id,
+      account,
+      from: meta.envelope.from,
+      messageId: prepared.messageIdHeader,
+    };
+    const newlyDelivered = decision.meta.recipients.filter((r, i) => r.status === 'delivered' && meta.recipients[i]?.status !== 'delivered').map((r) => r.address);
+    const stillPending = decision.meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
+    const failedNow = decision.meta.recipients.filter((r, i) => r.status === 'failed' && meta.recipients[i]?.status !== 'failed');
+
+    this.reportAccount(lane, decision, ticket, meta.id);
+    if (newlyDelivered.length > 0) {
+      this.log.info(
+        {
+          ...about,
+          event: 'delivered',
+          to: newlyDelivered,
+          recipients: newlyDelivered.length,
+          upstreamReply: response,
+          upstreamQueueId: response && upstreamQueueId(response),
+          attempts: decision.meta.attempts,
+          latencySeconds: (this.clock.wall() - Date.parse(meta.receivedAt)) / 1000,
+        },
+        'delivered to Microsoft 365',
       );
+      lane.alerts.clear('configuration');
     }
-    const { quotaPause, mailbox } = lane.account;
-    if (cls.class === 'throttled') {
-      // Graph says how long to wait (Retry-After); SMTP replies do not, so the configured pause applies.
-      const pause = restFor(lane.account, error);
-      lane.pacer.pause(now + pause);
-      this.log.warn({ msgId: id, account, event: 'throttled', reason: lastError, pauseFor: formatDuration(pause) }, 'Microsoft 365 throttled the mailbox: slowing down');
+    if (verdict.action !== 'fail') {
+      for (const r of failedNow) this.log.warn({ ...about, event: 'recipient-failed', recipient: r.address, reason: r.lastError }, 'recipient rejected permanently');
     }
-    if (cls.class === 'quota') {
-      lane.pacer.pause(now + quotaPause);
-      lane.alerts.raise('quota', { account, reason: lastError }, `Exchange Online daily recipient quota reached for ${mailbox}; delivery paused for ${formatDuration(quotaPause)}`);
+
+    switch (verdict.action) {
+      case 'complete':
+        await this.persist(lane, meta.id, 'complete', () => spool.complete(meta.id));
+        return { next: 'done' };
+      case 'fail': {
+        const recorded = await this.persist(lane, meta.id, 'fail', () => spool.fail(decision.meta));
+        const advice = verdict.class === 'send-as-denied' ? sendAsAdvice(meta.envelope.from, lane.account.mailbox) : undefined;
+        if (advice) lane.alerts.raise(`send-as:${meta.envelope.from}`, { msgId: meta.id, account, from: meta.envelope.from, advice }, `Exchange refused to send as ${meta.envelope.from}: ${advice}`);
+        this.log.warn(
+          { ...about, event: 'failed', to: failedNow.map((r) => r.address), reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, ...(advice && { advice }) },
+          verdict.expired ? 'message expired' : 'message failed permanently',
+        );
+        if (recorded) await this.options.onFailed?.(decision.meta, verdict.expired);
+        return { next: 'done' };
+      }
+      case 'defer': {
+        if (!(await this.persist(lane, meta.id, 'defer', () => spool.defer(decision.meta)))) return { next: 'done' };
+        this.log.info(
+          { ...about, event: 'deferred', to: stillPending, reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, nextAttemptAt: decision.meta.nextAttemptAt, retryIn: formatDuration(verdict.delayMs) },
+          'delivery deferred',
+        );
+        return { next: 'retry-at', at: this.clock.now() + verdict.delayMs };
+      }
+      case 'requeue': {
+        if (!(await this.persist(lane, meta.id, 'requeue', () => spool.defer(decision.meta)))) return { next: 'done' };
+        this.log.info(
+          { ...about, event: 'deferred', to: stillPending, reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, accountHold: true },
+          'not delivered: the account is holding; the message keeps its place',
+        );
+        return { next: 'keep-place' };
+      }
     }
-    if (cls.class === 'configuration') {
-      const advice = error instanceof TokenError ? error.advice : cls.advice;
+  }
+
+  /** The account side of a decision: hold, probe result, pause, alerts, and a line when its state changes. */
+  private reportAccount(lane: AccountLane, decision: Decision, ticket: Ticket, id: string): void {
+    const change = lane.report(decision.account, ticket);
+    const reason = decision.verdict.action === 'complete' ? undefined : decision.verdict.reason;
+    if (change === 'held') {
+      const hold = lane.holdState;
+      const probeIn = hold ? formatDuration(Math.max(0, Math.round(hold.nextProbeAt - this.clock.now()))) : undefined;
+      this.log.warn({ msgId: id, account: lane.name, event: 'upstream-unavailable', reason, probeIn }, `account ${lane.name} holds its deliveries: probing again in ${probeIn}`);
+    } else if (change === 'opened') {
+      this.log.info({ account: lane.name, event: 'upstream-available' }, `account ${lane.name} reaches Microsoft 365 again: delivering what is queued`);
+    }
+    if (decision.account.kind === 'pause') {
+      this.log.warn({ msgId: id, account: lane.name, event: 'throttled', reason, pauseFor: formatDuration(decision.account.ms) }, 'Microsoft 365 throttled the mailbox: slowing down');
+    }
+    const alert = decision.alert;
+    if (alert?.key === 'quota') {
+      lane.alerts.raise('quota', { account: lane.name, reason }, `Exchange Online daily recipient quota reached for ${lane.account.mailbox}; delivery paused`);
+    } else if (alert?.key === 'configuration') {
       lane.alerts.raise(
         'configuration',
-        { msgId: id, account, reason: lastError, advice },
-        `delivery through account ${account} blocked by a configuration problem: ${advice ?? lastError}. Mail stays queued until it is fixed.`,
+        { msgId: id, account: lane.name, reason, advice: alert.advice },
+        `delivery through account ${lane.name} blocked by a configuration problem: ${alert.advice ?? reason}. Mail stays queued until it is fixed.`,
       );
+    }
+  }
+
+  /**
+   * Runs a spool write until it lands: an outcome that the disk refused (ENOSPC, EIO) must not
+   * leave the message in active/. False only when the relay stops first (recovery then returns
+   * the message to the queue).
+   */
+  private async persist(lane: AccountLane, id: string, what: string, write: () => Promise<void>): Promise<boolean> {
+    for (let delay = PERSIST_RETRY_MS.first; ; delay = Math.min(delay * 2, PERSIST_RETRY_MS.max)) {
+      try {
+        await write();
+        return true;
+      } catch (err) {
+        this.log.error({ event: 'alert', alert: 'spool-write', msgId: id, account: lane.name, step: what, err, retryIn: formatDuration(delay) }, `cannot record the outcome (${what}) of ${id} in the spool; retrying`);
+      }
+      try {
+        await sleep(delay, lane.signal);
+      } catch {
+        return false;
+      }
+    }
+  }
+
+  /** Moves an unreadable message aside (never the account's fault) with an alert that names it. */
+  private async quarantine(state: 'queue' | 'active', id: string, err: unknown): Promise<void> {
+    for (let delay = PERSIST_RETRY_MS.first; ; delay = Math.min(delay * 2, PERSIST_RETRY_MS.max)) {
+      try {
+        await this.options.spool.quarantine(state, id, err);
+        return;
+      } catch (moveErr) {
+        this.log.error({ event: 'alert', alert: 'spool-write', msgId: id, step: 'quarantine', err: moveErr }, `cannot move ${id} to corrupt/; retrying`);
+      }
+      if (!this.running) return;
+      await new Promise((resolve) => setTimeout(resolve, delay).unref());
     }
   }
 }
 
-function noteUpstream(lane: AccountLane, outcome: { result?: SendResult; error?: UpstreamError | TokenError }): void {
-  if (outcome.result || (outcome.error instanceof UpstreamError && outcome.error.failure.responseCode !== undefined)) lane.noteReply();
-  else if (outcome.error instanceof UpstreamError) lane.noteUnreachable();
+function failureOf(err: unknown): UpstreamFailure {
+  if (err instanceof TokenError) return { code: 'ETOKEN', message: err.message, tokenKind: err.kind, stage: 'session' };
+  if (err instanceof UpstreamError) return err.failure;
+  return { message: err instanceof Error ? err.message : String(err) };
 }
 
-function minDelayFor(account: AccountConfig, cls: Classification, error?: UpstreamError | TokenError): number | undefined {
-  if (cls.class === 'quota') return account.quotaPause;
-  if (cls.class === 'throttled') return restFor(account, error);
-  return undefined;
-}
-
-/** How long a throttled mailbox rests: Graph's Retry-After when it gave one, else throttlePause. */
-function restFor(account: AccountConfig, error?: UpstreamError | TokenError): number {
-  const retryAfter = error instanceof UpstreamError ? error.failure.retryAfterMs : undefined;
-  return retryAfter !== undefined ? retryAfter : account.throttlePause;
+function sendAsAdvice(sender: string, mailbox: string): string {
+  return (
+    `${mailbox} may not send as ${sender}. If it should: Add-RecipientPermission -Identity ${sender} -Trustee ${mailbox} -AccessRights SendAs. ` +
+    `If it should not: remove ${sender} (or its domain) from sendAs, so that the relay rewrites the sender to ${mailbox}`
+  );
 }
 
 function names(lanes: AccountLane[]): string {
   return lanes.map((lane) => lane.name).sort().join(',');
 }
 
-function dueAt(meta: MessageMeta): number {
-  return meta.nextAttemptAt ? Date.parse(meta.nextAttemptAt) : 0;
-}
-
-function classifyError(error: UpstreamError | TokenError): Classification {
-  return classify(failureOf(error));
-}
-
-function failureOf(error: UpstreamError | TokenError): UpstreamFailure {
-  if (error instanceof TokenError) return { code: 'ETOKEN', message: error.message, tokenKind: error.kind };
-  return error.failure;
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 /** Exchange's reply "250 2.0.0 OK <queue id> [Hostname=...]" names its queue id in angle brackets. */
@@ -485,11 +498,13 @@ function upstreamQueueId(response: string): string | undefined {
   return /<([^>]+)>/.exec(response)?.[1];
 }
 
-async function* concatStreams(head: Buffer, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+/** The rewritten header block, then the spooled body; a read error of the spool file is noted as local. */
+async function* withHeader(head: Buffer, body: AsyncIterable<Buffer>, local: { error?: unknown }): AsyncGenerator<Buffer> {
   yield head;
-  yield* body;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  try {
+    yield* body;
+  } catch (err) {
+    local.error = new LocalSpoolError(`cannot read the spooled message: ${(err as Error).message}`, { cause: err });
+    throw err;
+  }
 }

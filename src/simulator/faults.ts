@@ -5,6 +5,7 @@ export const DEFAULT_FAIL_REPLY = '451 4.7.500 Server busy. Please try again lat
 
 export class Faults implements SimulatorFaults {
   refuseConnections = false;
+  greetingReply: string | null = null;
   rejectRecipients = new Map<string, string>();
   rejectData: string | null = null;
   dropBeforeFinalReply = 0;
@@ -36,6 +37,7 @@ export class Faults implements SimulatorFaults {
 
   clear(): void {
     this.refuseConnections = false;
+    this.greetingReply = null;
     this.rejectRecipients.clear();
     this.rejectData = null;
     this.dropBeforeFinalReply = 0;

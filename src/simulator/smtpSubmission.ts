@@ -247,6 +247,12 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
       socket.resetAndDestroy();
       return;
     }
+    if (faults.greetingReply) {
+      // Exchange's way of saying it is down: a 4xx greeting, then the connection is closed.
+      socket.on('error', () => undefined);
+      socket.end(`${faults.greetingReply}\r\n`);
+      return;
+    }
     const key = socketKey(socket.remoteAddress, socket.remotePort);
     rawSockets.set(key, socket);
     socket.once('close', () => {

@@ -105,6 +105,8 @@ export interface SimulatorStats {
 export interface SimulatorFaults {
   /** SMTP: accept TCP then close at once (like a dead upstream / reset). */
   refuseConnections: boolean;
+  /** Answer every new connection with this greeting (e.g. '421 4.3.2 Service not available') and close it. */
+  greetingReply: string | null;
   /** The next `count` end-of-DATA replies are `reply` (default 451 4.7.500 Server busy...); the message is not recorded. */
   failNext(count: number, reply?: string): void;
   /** Lowercased address -> reply at RCPT, e.g. '550 5.1.10 RESOLVER.ADR.RecipientNotFound; ...'. */

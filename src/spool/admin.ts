@@ -1,9 +1,10 @@
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { isMessageId } from './ids.js';
 import type { Spool, SpoolEntry, StateDir } from './spool.js';
-import { stateOf } from './spool.js';
+import { parseMeta, stateOf } from './spool.js';
 import type { MessageMeta } from './types.js';
 
 /** An administrator's request that cannot be done, with the reason in plain words. */
@@ -12,6 +13,19 @@ export class QueueCommandError extends Error {
 }
 
 const WAKEUP_FILE = 'wakeup';
+/** Queue commands leave a record here for the daemon's log (control/actions/<time>-<id>-<rand>.json). */
+const ACTIONS_DIR = 'actions';
+
+export type AdminActionName = 'retry' | 'hold' | 'release' | 'delete' | 'restore';
+
+/** What an administrator did, for the daemon's log: a message's history never just ends. */
+export interface AdminAction {
+  action: AdminActionName;
+  msgId: string;
+  user: string;
+  pid: number;
+  at: string;
+}
 
 /**
  * The `queue` commands, safe while the daemon runs. A command first takes the message with an
@@ -56,6 +70,7 @@ export class QueueAdmin {
       recipients: meta.recipients.map((r) => (r.status === 'failed' ? { address: r.address, status: 'pending' } : r)),
     };
     await this.put(next, 'queue');
+    await this.record('retry', id);
   }
 
   /** `queue retry --all`: every deferred and failed message, due now. Returns how many. */
@@ -77,23 +92,65 @@ export class QueueAdmin {
   async hold(id: string): Promise<void> {
     const { meta } = await this.take(id, ['queue']);
     await this.put(meta, 'hold');
+    await this.record('hold', id);
   }
 
   async release(id: string): Promise<void> {
     const { meta } = await this.take(id, ['hold']);
     await this.put({ ...meta, nextAttemptAt: null }, 'queue');
+    await this.record('release', id);
   }
 
   /** Removes a message for good (queued, deferred, held or failed). */
   async delete(id: string): Promise<void> {
     await this.take(id, ['queue', 'hold', 'failed']);
-    await unlink(this.spool.dataPath(id)).catch(() => undefined);
+    // Metadata first: a crash in between leaves data without metadata, which recovery removes.
     await unlink(this.spool.metaPath('admin', id));
+    await unlink(this.spool.dataPath(id)).catch(() => undefined);
+    await this.record('delete', id);
   }
 
-  /** Tells a running daemon to re-read the queue from disk. */
+  /**
+   * Puts a message from corrupt/ back in the queue, due now, once its files are whole again (the
+   * metadata readable and valid, the data present). Refused with the reason otherwise.
+   */
+  async restore(id: string): Promise<void> {
+    checkId(id);
+    let meta: MessageMeta;
+    try {
+      meta = parseMeta(await readFile(this.spool.corruptPath(id, 'json'), 'utf8'), id);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new QueueCommandError(`no message ${id} in corrupt/ (see: queue list)`);
+      if (code === 'EACCES') throw new QueueCommandError(`cannot read ${this.spool.corruptPath(id, 'json')}: give it to the spool's owner (chown) and run restore again`);
+      throw new QueueCommandError(`${this.spool.corruptPath(id, 'json')} is not valid metadata (${(err as Error).message}); it cannot be restored`);
+    }
+    const data = this.spool.dataPath(id);
+    try {
+      await rename(this.spool.corruptPath(id, 'eml'), data);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      // Not in corrupt/: only fine if the data file is still (or again) in data/.
+      if (!(await readFile(data).then(() => true, () => false))) {
+        throw new QueueCommandError(`the data of ${id} is missing (neither ${this.spool.corruptPath(id, 'eml')} nor ${data}): it cannot be restored`);
+      }
+    }
+    await this.spool.writeMeta('queue', { ...meta, nextAttemptAt: null });
+    await rm(this.spool.corruptPath(id, 'json'), { force: true });
+    await this.record('restore', id);
+  }
+
+  /** Tells a running daemon to re-read the queue from disk (and to log the actions recorded). */
   async wakeDaemon(): Promise<void> {
     await writeFile(join(this.spool.dir, 'control', WAKEUP_FILE), `${Date.now()}\n`, { mode: 0o600 });
+  }
+
+  private async record(action: AdminActionName, msgId: string): Promise<void> {
+    const entry: AdminAction = { action, msgId, user: actingUser(), pid: process.pid, at: new Date().toISOString() };
+    const dir = join(this.spool.dir, 'control', ACTIONS_DIR);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const name = `${Date.now().toString(36).padStart(9, '0')}-${msgId}-${Math.random().toString(36).slice(2, 8)}.json`;
+    await writeFile(join(dir, name), `${JSON.stringify(entry)}\n`, { mode: 0o600 });
   }
 
   private async require(id: string): Promise<{ entry: SpoolEntry; dir: StateDir }> {
@@ -116,10 +173,40 @@ export class QueueAdmin {
     return { meta: await this.spool.readMeta('admin', id), from: found.dir };
   }
 
+  /** Rewrites the taken metadata in admin/, then renames it to its state: never two copies. */
   private async put(meta: MessageMeta, to: StateDir): Promise<void> {
-    await this.spool.writeMeta(to, meta);
-    await rm(this.spool.metaPath('admin', meta.id), { force: true });
+    await this.spool.writeMeta('admin', meta, undefined, false);
+    await this.spool.moveMeta('admin', to, meta.id);
   }
+}
+
+/** Reads and removes the actions queue commands recorded, oldest first (for the daemon's log). */
+export async function takeAdminActions(spool: Spool): Promise<AdminAction[]> {
+  const dir = join(spool.dir, 'control', ACTIONS_DIR);
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
+  const actions: AdminAction[] = [];
+  for (const name of names) {
+    try {
+      actions.push(JSON.parse(await readFile(join(dir, name), 'utf8')) as AdminAction);
+    } catch {
+      // half written by a command that died: nothing to report
+    }
+    await rm(join(dir, name), { force: true });
+  }
+  return actions;
+}
+
+/** Who runs a queue command: the sudo user behind root when there is one. */
+function actingUser(): string {
+  const self = (() => {
+    try {
+      return userInfo().username;
+    } catch {
+      return `uid ${process.getuid?.() ?? '?'}`;
+    }
+  })();
+  const sudo = process.env.SUDO_USER;
+  return sudo && sudo !== self ? `${self} (sudo by ${sudo})` : self;
 }
 
 /** Calls `onWake` (debounced) whenever a queue command pokes the daemon. Returns a stop function. */

@@ -100,13 +100,21 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     this.emit('queued', meta);
   }
 
-  /** Writes metadata to tmp/, fsyncs it, renames it into the state directory and fsyncs that. */
-  async writeMeta(state: StateDir, meta: MessageMeta, afterRename?: () => void): Promise<void> {
+  /**
+   * Writes metadata to tmp/, fsyncs it, renames it into the state directory and fsyncs that (the
+   * directory fsync is left to the caller with `syncDir: false`, when a rename follows at once).
+   */
+  async writeMeta(state: StateDir, meta: MessageMeta, afterRename?: () => void, syncDir = true): Promise<void> {
     const tmp = join(this.dir, 'tmp', `${meta.id}.${process.pid}.${Math.random().toString(36).slice(2)}.json`);
-    await writeFileDurably(tmp, Buffer.from(JSON.stringify(meta)));
-    await rename(tmp, this.metaPath(state, meta.id));
+    try {
+      await writeFileDurably(tmp, Buffer.from(JSON.stringify(meta)));
+      await rename(tmp, this.metaPath(state, meta.id));
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined); // a full disk must not keep a half-written file
+      throw err;
+    }
     afterRename?.();
-    await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
+    if (syncDir) await this.syncer.sync(join(this.dir, STATE_DIRS[state]));
   }
 
   /**
@@ -131,7 +139,8 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
 
   /**
    * Takes a queued message for delivery. Returns null when it is no longer queued (delivered,
-   * deleted or held meanwhile): the rename is what makes the claim exclusive.
+   * deleted or held meanwhile: the rename is what makes the claim exclusive), or when its metadata
+   * cannot be read (then it is moved to corrupt/ with an alert).
    */
   async claim(id: string): Promise<MessageMeta | null> {
     if (!(await this.moveMeta('queue', 'active', id))) return null;
@@ -139,6 +148,8 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     try {
       return await this.readMeta('active', id);
     } catch (err) {
+      // Gone after our rename: someone else's doing (a lost race), not a corrupt entry.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       await this.quarantine('active', id, err);
       return null;
     }
@@ -169,12 +180,20 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     await this.replaceActive('failed', { ...meta, failedAt: meta.failedAt ?? new Date().toISOString(), nextAttemptAt: null });
   }
 
+  /** Records progress of a message being delivered (recipients done so far), durably, where it is. */
+  async checkpoint(meta: MessageMeta): Promise<void> {
+    await this.writeMeta('active', meta);
+  }
+
+  /**
+   * Rewrites the claimed metadata in place, then renames it to its next state: every step leaves
+   * exactly one copy (a crash in between leaves the new metadata in active/, which recovery puts
+   * back in the queue), and no unlink can hit a file that someone else has claimed since.
+   */
   private async replaceActive(to: StateDir, meta: MessageMeta): Promise<void> {
-    // Written to the destination first: a crash in between leaves two copies, and recovery keeps the newer.
-    await this.writeMeta(to, meta);
+    await this.writeMeta('active', meta, undefined, false);
     crashPoint('between-defer-steps');
-    await unlink(this.metaPath('active', meta.id)).catch(ignoreMissing);
-    await this.syncer.sync(join(this.dir, STATE_DIRS.active));
+    if (!(await this.moveMeta('active', to, meta.id))) throw new Error(`metadata of ${meta.id} vanished from active/ while it was being recorded`);
   }
 
   /** For /readyz: can a file be created, fsynced and removed in the spool right now? */
@@ -231,11 +250,13 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
 
     const queuedIds = new Set(await this.ids('queue'));
     const failedIds = new Set(await this.ids('failed'));
+    const heldIds = new Set(await this.ids('hold'));
     // A queue command that died holding a message, and messages claimed for delivery when the
-    // process stopped: back to the queue, unless a newer copy already is in queue/ or failed/.
+    // process stopped: back to the queue, unless a newer copy already is in queue/, hold/ or
+    // failed/ (left by an older version that wrote the destination before removing the source).
     for (const state of ['admin', 'active'] as const) {
       for (const id of await this.ids(state)) {
-        if (queuedIds.has(id) || failedIds.has(id)) {
+        if (queuedIds.has(id) || failedIds.has(id) || heldIds.has(id)) {
           await unlink(this.metaPath(state, id)).catch(ignoreMissing);
         } else {
           await rename(this.metaPath(state, id), this.metaPath('queue', id));
@@ -249,7 +270,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     const known = new Set<string>();
     const entries: Array<[StateDir, string]> = [
       ...[...queuedIds].map((id): [StateDir, string] => ['queue', id]),
-      ...(await this.ids('hold')).map((id): [StateDir, string] => ['hold', id]),
+      ...[...heldIds].map((id): [StateDir, string] => ['hold', id]),
       ...[...failedIds].map((id): [StateDir, string] => ['failed', id]),
     ];
     for (const [state, id] of entries) {
@@ -293,11 +314,38 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     }
   }
 
-  /** Moves an unreadable entry (metadata and data) into corrupt/ for an administrator to inspect. */
+  /**
+   * Moves an entry that cannot be read (metadata or data missing, unreadable, not valid) into
+   * corrupt/ for an administrator, with an alert that names it: `queue list` shows it, and
+   * `queue restore ID` puts it back once its files are whole.
+   */
   async quarantine(state: StateDir, id: string, reason: unknown): Promise<void> {
-    this.logger.error({ msgId: id, state, err: String((reason as Error)?.message ?? reason) }, 'unreadable spool entry moved to corrupt/');
-    await rename(this.metaPath(state, id), join(this.dir, 'corrupt', `${id}.json`)).catch(ignoreMissing);
-    await rename(this.dataPath(id), join(this.dir, 'corrupt', `${id}.eml`)).catch(ignoreMissing);
+    await rename(this.metaPath(state, id), this.corruptPath(id, 'json')).catch(ignoreMissing);
+    await rename(this.dataPath(id), this.corruptPath(id, 'eml')).catch(ignoreMissing);
+    await Promise.all([this.syncer.sync(join(this.dir, 'corrupt')), this.syncer.sync(join(this.dir, STATE_DIRS[state])), this.syncer.sync(join(this.dir, 'data'))]);
+    this.logger.error(
+      { event: 'alert', alert: 'spool-corrupt', msgId: id, state, err: reason },
+      `message ${id} cannot be read from the spool and was moved to ${join(this.dir, 'corrupt')}; fix its files (owner, permissions) and run: m365-relay queue restore ${id}`,
+    );
+  }
+
+  corruptPath(id: string, kind: 'json' | 'eml'): string {
+    return join(this.dir, 'corrupt', `${id}.${kind}`);
+  }
+
+  /** Entries in corrupt/, for `queue list`: the metadata when it can be read, else why not. */
+  async listCorrupt(): Promise<Array<{ id: string; meta: MessageMeta | null; problem: string | null }>> {
+    const names = await readdir(join(this.dir, 'corrupt')).catch(() => [] as string[]);
+    const ids = [...new Set(names.map((n) => n.replace(/\.(json|eml)$/, '')).filter(isMessageId))].sort();
+    return Promise.all(
+      ids.map(async (id) => {
+        try {
+          return { id, meta: parseMeta(await readFile(this.corruptPath(id, 'json'), 'utf8'), id), problem: null };
+        } catch (err) {
+          return { id, meta: null, problem: (err as Error).message };
+        }
+      }),
+    );
   }
 }
 
