@@ -9,9 +9,9 @@
 //            get no copy from this transaction.
 // What a reader then sees: To and Cc list only those visible recipients this transaction delivers
 // to. A message Postfix split into {a, b} and {c} shows "To: a, b" to a and b, and "To: c" to c.
-import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import { encodeWord } from 'nodemailer/lib/mime-funcs';
+import { addressKey, asciiDomain } from '../mail/addresses.js';
 import type { HeaderBlock, HeaderField } from './headers.js';
 import { fieldValue } from './headers.js';
 
@@ -30,14 +30,6 @@ export interface RecipientPlan {
 }
 
 const RECIPIENT_FIELDS = new Set(['to', 'cc', 'bcc']);
-
-/** The comparison key of an address: lowercased, domain in ASCII (IDNA), so that bücher.de = xn--bcher-kva.de. */
-export function addressKey(address: string): string {
-  const at = address.lastIndexOf('@');
-  if (at <= 0) return address.toLowerCase();
-  const domain = address.slice(at + 1);
-  return `${address.slice(0, at)}@${domainToASCII(domain) || domain}`.toLowerCase();
-}
 
 /** The mailboxes of a To/Cc/Bcc header value (groups flattened). Raw UTF-8 header bytes (RFC 6532) are read as UTF-8. */
 export function headerMailboxes(field: HeaderField): Mailbox[] {
@@ -109,13 +101,13 @@ function recipientField(name: string, list: Mailbox[], eol: string): HeaderField
 /**
  * One mailbox for a header. The display name: as is when plain ASCII (quoted if it has specials),
  * RFC 2047 encoded-words when not. The domain: IDNA A-labels (xn--), which every MTA accepts. A
- * non-ASCII local part has no ASCII form: it is written as UTF-8 (RFC 6532, SMTPUTF8), which is
- * the only correct spelling; whether Exchange accepts it depends on its SMTPUTF8 support.
+ * non-ASCII local part has no ASCII form: it is written as UTF-8 (RFC 6532, SMTPUTF8), the only
+ * correct spelling (the listener refuses such envelope recipients today; a header may still name one).
  */
 export function formatMailbox(m: Mailbox): string {
   const at = m.address.lastIndexOf('@');
   const domain = m.address.slice(at + 1);
-  const address = at > 0 ? `${m.address.slice(0, at)}@${domainToASCII(domain) || domain}` : m.address;
+  const address = at > 0 ? `${m.address.slice(0, at)}@${asciiDomain(domain) ?? domain}` : m.address;
   if (!m.name) return address;
   return `${formatName(m.name)} <${address}>`;
 }
