@@ -11,7 +11,7 @@ import { createLogger, silentLogger } from './observability/logger.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { TokenError } from './oauth/index.js';
 import { AccountSetupError, createTokenSource, createTransport, delegatedSettings } from './relay/index.js';
-import { checkSpoolOwner, QueueAdmin, QueueCommandError, Spool, SpoolLockedError, SpoolOwnerError } from './spool/index.js';
+import { checkSpoolOwner, QueueAdmin, QueueCommandError, Spool, SpoolLockedError, SpoolOwnerError, wakeDaemon } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
 
@@ -163,7 +163,7 @@ async function loginCommandFor(args: string[]): Promise<number> {
   if (account.flow !== 'device-code') throw new UsageError(`account ${name} uses flow: ${account.flow}; login is only for flow: device-code`);
   const timeout = values.timeout === undefined ? undefined : Number(values.timeout) * 1000;
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout takes a number of seconds');
-  return loginCommand({
+  const code = await loginCommand({
     account: {
       name,
       configFile: file,
@@ -173,6 +173,9 @@ async function loginCommandFor(args: string[]): Promise<number> {
     },
     out: process.stdout,
   });
+  // A running relay holding this account for the lost sign-in probes at once.
+  if (code === 0) await wakeDaemon(config.spool.dir);
+  return code;
 }
 
 const QUEUE_COMMANDS = ['list', 'show', 'retry', 'hold', 'release', 'delete', 'restore'] as const;
@@ -196,7 +199,7 @@ async function queue(args: string[]): Promise<number> {
   const admin = new QueueAdmin(spool);
   if (sub === 'retry' && values.all) {
     const count = await admin.retryAll();
-    await admin.wakeDaemon();
+    await wakeDaemon(spool.dir);
     process.stdout.write(`${count} message(s) queued for delivery now\n`);
     return 0;
   }
@@ -232,7 +235,7 @@ async function queue(args: string[]): Promise<number> {
     }
     throw err;
   }
-  await admin.wakeDaemon();
+  await wakeDaemon(spool.dir);
   process.stdout.write(`${id}: ${PAST[sub as keyof typeof PAST]}\n`);
   return 0;
 }

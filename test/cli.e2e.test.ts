@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
@@ -125,6 +126,12 @@ describe('daemon and CLI', () => {
     const missing = queueCmd('show', deletedId);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no message .* in the spool/);
+    // Each command is in the daemon's log with the message id and who ran it.
+    const actor = userInfo().username;
+    for (const [action, id] of [['hold', heldId], ['release', heldId], ['delete', deletedId]] as const) {
+      const line = await relay.waitForLog(`the ${action} record`, (l) => l.event === 'admin-action' && l.action === action && l.msgId === id);
+      assert.match(String(line.user), new RegExp(`^${actor}`));
+    }
     assert.equal(await relay.stop(), 0);
     assert.ok(!suite.sim.received.some((m) => m.envelope.to.includes('deleted@contoso.com')));
   });

@@ -4,7 +4,7 @@
 // recipients, more recipients than one transaction takes. Real daemon, real simulator, loopback.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
@@ -232,3 +232,41 @@ describe('delivery you can trust', () => {
     await waitFor('the spool empty', async () => (await r.relay.spool.list()).length === 0, 5_000);
   });
 });
+
+describe('local problems are local', () => {
+  const suite = simulatorSuite();
+
+  test('a message whose data file vanished goes to corrupt/ with an alert; the account is not tripped; restore brings it back', async (t) => {
+    suite.sim.reset();
+    const work = suite.dir();
+    const spoolDir = join(work, 'spool');
+    const r = await startInProcessRelay(rawConfigFor(suite.sim, spoolDir, { retry: { schedule: ['1s'] } }));
+    t.after(() => r.stop());
+    suite.sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
+    const id = /queued as (\S+)/.exec((await sendMessage(r.port, { to: ['gone@contoso.com'] })).response)?.[1] ?? '';
+    await waitFor('the deferral', () => r.logs.find((l) => l.event === 'deferred' && l.msgId === id), 10_000);
+    const data = join(spoolDir, 'data', `${id}.eml`);
+    const bytes = readFileSync(data);
+    rmSync(data);
+    const alert = await waitFor('the corrupt alert', () => r.logs.find((l) => l.event === 'alert' && l.alert === 'spool-corrupt' && l.msgId === id), 10_000);
+    assert.equal(alert.level, 'error');
+    assert.equal(r.logs.filter((l) => l.event === 'upstream-unavailable').length, 0, 'not the account\'s problem');
+    // Other mail keeps flowing.
+    await sendMessage(r.port, { to: ['other@contoso.com'] });
+    await waitFor('the other message', () => suite.sim.received.some((m) => m.envelope.to.includes('other@contoso.com')), 10_000);
+    const listed = spawnSync(process.execPath, [CLI, 'queue', 'list', '--config', writeConfig(work, rawConfigFor(suite.sim, spoolDir)), '--json'], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(listed.status, 0, listed.stderr);
+    assert.deepEqual((JSON.parse(listed.stdout) as Array<{ id: string; state: string }>).map((i) => [i.id, i.state]), [[id, 'corrupt']]);
+    writeFileSync(join(spoolDir, 'corrupt', `${id}.eml`), bytes);
+    const restored = spawnSync(process.execPath, [CLI, 'queue', 'restore', id, '--config', join(work, 'cli.yaml')], { encoding: 'utf8', timeout: 15_000 });
+    assert.equal(restored.status, 0, restored.stderr);
+    await waitFor('the restored message upstream', () => suite.sim.received.some((m) => m.envelope.to.includes('gone@contoso.com')), 15_000);
+    await waitFor('the restore in the daemon log', () => r.logs.find((l) => l.event === 'admin-action' && l.action === 'restore' && l.msgId === id), 5_000);
+  });
+});
+
+function writeConfig(dir: string, raw: Record<string, unknown>): string {
+  const file = join(dir, 'cli.yaml');
+  writeFileSync(file, stringify(raw));
+  return file;
+}

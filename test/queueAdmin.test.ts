@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { silentLogger } from '../src/observability/logger.js';
-import { QueueAdmin, QueueCommandError, Spool, watchWakeups } from '../src/spool/index.js';
+import { QueueAdmin, QueueCommandError, Spool, wakeDaemon, watchWakeups } from '../src/spool/index.js';
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -85,10 +85,10 @@ test('queue admin: a command that died holding a message returns it to the queue
 });
 
 test('queue admin: wakeDaemon reaches a watcher', async (t) => {
-  const { spool, admin } = await setup(t);
+  const { spool } = await setup(t);
   let woken = 0;
   const stop = watchWakeups(spool, () => woken++);
   t.after(stop);
-  await admin.wakeDaemon();
+  await wakeDaemon(spool.dir);
   await waitFor('the wake-up', () => woken > 0, 5000);
 });

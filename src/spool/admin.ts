@@ -140,11 +140,6 @@ export class QueueAdmin {
     await this.record('restore', id);
   }
 
-  /** Tells a running daemon to re-read the queue from disk (and to log the actions recorded). */
-  async wakeDaemon(): Promise<void> {
-    await writeFile(join(this.spool.dir, 'control', WAKEUP_FILE), `${Date.now()}\n`, { mode: 0o600 });
-  }
-
   private async record(action: AdminActionName, msgId: string): Promise<void> {
     const entry: AdminAction = { action, msgId, user: actingUser(), pid: process.pid, at: new Date().toISOString() };
     const dir = join(this.spool.dir, 'control', ACTIONS_DIR);
@@ -178,6 +173,16 @@ export class QueueAdmin {
     await this.spool.writeMeta('admin', meta, undefined, false);
     await this.spool.moveMeta('admin', to, meta.id);
   }
+}
+
+/**
+ * Tells a running daemon to re-read the queue from disk, log the actions recorded, and let holding
+ * accounts probe at once. Nothing to do when there is no spool (yet).
+ */
+export async function wakeDaemon(spoolDir: string): Promise<void> {
+  await writeFile(join(spoolDir, 'control', WAKEUP_FILE), `${Date.now()}\n`, { mode: 0o600 }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 /** Reads and removes the actions queue commands recorded, oldest first (for the daemon's log). */
