@@ -25,6 +25,8 @@ const only = args.only ? new Set(args.only.split(',')) : null;
 const SIZES = quick
   ? { messages: 40, clients: 4, perConnection: 5, messageSize: 2048, idleConnections: 20, bigMessages: 2, bigSize: 1 << 20, spooled: 50 }
   : { messages: 2000, clients: 8, perConnection: 50, messageSize: 2048, idleConnections: 500, bigMessages: 4, bigSize: 30 * 1024 * 1024, spooled: 10_000 };
+/** Issue 10's outage: 30 messages sent while Exchange refuses connections for this long. */
+const OUTAGE = quick ? { messages: 5, seconds: 3 } : { messages: 30, seconds: 30 };
 
 ensureBuilt();
 const { startSimulator } = await import(join(root, 'dist/simulator/index.js'));
@@ -40,6 +42,7 @@ try {
     ['accept', benchAccept],
     ['memory', benchMemory],
     ['restart', benchRestart],
+    ['recovery', benchRecovery],
   ]) {
     if (only && !only.has(name)) continue;
     const samples = [];
@@ -280,6 +283,57 @@ async function benchRestart(run) {
     restartToFirstDelivery: { value: round(toFirst), unit: 's', target: '< 3' },
     restartToListening: { value: round(toListen), unit: 's' },
   };
+}
+
+/**
+ * Exchange down (connections refused) while devices send, then back: how long after the end of
+ * the outage until every queued message has arrived, and how many connection attempts and token
+ * requests the relay made during it. Then the same with a kill -9 during the outage and a restart
+ * once Exchange is back (time from the restart).
+ */
+async function benchRecovery(run) {
+  const out = {};
+  for (const variant of ['outage', 'killDuringOutage']) {
+    sim.reset();
+    const spoolDir = join(work, `spool-recovery-${run}-${variant}`);
+    let relay = await startRelay(spoolDir);
+    await until('the first access token', () => relay.tokenAt, 30_000, relay.proc);
+    const before = { connections: sim.stats.connections, tokens: sim.stats.tokenRequests };
+    sim.faults.refuseConnections = true;
+    const outageStart = performance.now();
+    for (let i = 0; i < OUTAGE.messages; i++) {
+      const session = await SmtpSession.connect(relay.port);
+      await session.command('EHLO bench.local', 250);
+      await session.send('bench@contoso.com', ['sink@contoso.com'], makeMessage(SIZES.messageSize, 'bench@contoso.com', 'sink@contoso.com', `outage${i}`));
+      await session.quit();
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, OUTAGE.seconds * 1000 - (performance.now() - outageStart))));
+    const attempts = sim.stats.connections - before.connections;
+    const tokenRequests = sim.stats.tokenRequests - before.tokens;
+    let from;
+    if (variant === 'killDuringOutage') {
+      relay.proc.kill('SIGKILL');
+      await new Promise((r) => relay.proc.once('exit', r));
+      sim.faults.refuseConnections = false;
+      from = performance.now();
+      relay = await startRelay(spoolDir);
+    } else {
+      sim.faults.refuseConnections = false;
+      from = performance.now();
+    }
+    await sim.waitForMessages(OUTAGE.messages, 120_000);
+    const seconds = (performance.now() - from) / 1000;
+    await stopRelay(relay);
+    if (variant === 'outage') {
+      out.outageRecovery = { value: round(seconds), unit: 's', target: '<= 15' };
+      out.outageConnectionAttempts = { value: attempts, unit: `in ${OUTAGE.seconds} s` };
+      out.outageTokenRequests = { value: tokenRequests, unit: `in ${OUTAGE.seconds} s` };
+    } else {
+      out.killDuringOutageRecovery = { value: round(seconds), unit: 's from restart', target: '<= 15' };
+    }
+  }
+  sim.reset();
+  return out;
 }
 
 function printTable(report) {

@@ -12,21 +12,19 @@ import { rawConfigFor, sendMessage, startInProcessRelay, startTestSimulator } fr
 import { tempDir } from './helpers/tmp.js';
 import { waitFor } from './helpers/wait.js';
 
-function mountTmpfs(dir: string, size: string): string | null {
-  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
-  return result.status === 0 ? null : (result.stderr || result.error?.message || 'mount failed').trim();
-}
-
-test('disk full: ENOSPC mid-message answers 451, a reserve answers 452 4.3.1, both recover without a restart', async (t) => {
+/**
+ * A small tmpfs of its own: the mount point and an unmount function (idempotent, also run at exit),
+ * or the reason it cannot be mounted here.
+ */
+function smallDisk(size: string): { mountPoint: string; unmount: () => void } | { refused: string } {
   const tmp = tempDir();
   const mountPoint = join(tmp.dir, 'disk');
   mkdirSync(mountPoint);
-  const refused = mountTmpfs(mountPoint, '2m');
-  if (refused) {
+  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mountPoint], { encoding: 'utf8' });
+  if (result.status !== 0) {
     tmp.remove();
-    return t.skip(`cannot mount a tmpfs here (${refused})`);
+    return { refused: (result.stderr || result.error?.message || 'mount failed').trim() };
   }
-  // after() hooks run in order: the listener (registered below) closes first, then this unmounts.
   let unmounted = false;
   const unmount = () => {
     if (unmounted) return;
@@ -35,6 +33,14 @@ test('disk full: ENOSPC mid-message answers 451, a reserve answers 452 4.3.1, bo
     tmp.remove();
   };
   process.once('exit', unmount);
+  return { mountPoint, unmount };
+}
+
+test('disk full: ENOSPC mid-message answers 451, a reserve answers 452 4.3.1, both recover without a restart', async (t) => {
+  const disk = smallDisk('2m');
+  if ('refused' in disk) return t.skip(`cannot mount a tmpfs here (${disk.refused})`);
+  const { mountPoint, unmount } = disk;
+  // after() hooks run in order: the listener (registered below) closes first, then this unmounts.
 
   const spoolDir = join(mountPoint, 'spool');
   const { port, spool, logs } = await startListener(t, { maxMessageSize: 10_000_000 }, undefined, { dir: spoolDir, minFreeSpace: '512KB' });
@@ -61,18 +67,9 @@ test('disk full: ENOSPC mid-message answers 451, a reserve answers 452 4.3.1, bo
 });
 
 test('disk full while an outcome is recorded: the write is retried until it lands, nothing stays in active/', async (t) => {
-  const tmp = tempDir();
-  const mountPoint = join(tmp.dir, 'disk');
-  mkdirSync(mountPoint);
-  const refused = mountTmpfs(mountPoint, '4m');
-  if (refused) {
-    tmp.remove();
-    return t.skip(`cannot mount a tmpfs here (${refused})`);
-  }
-  const unmount = () => {
-    spawnSync('umount', ['-l', mountPoint]);
-    tmp.remove();
-  };
+  const disk = smallDisk('4m');
+  if ('refused' in disk) return t.skip(`cannot mount a tmpfs here (${disk.refused})`);
+  const { mountPoint, unmount } = disk;
   const sim = await startTestSimulator({ rateLimit: null });
   const spoolDir = join(mountPoint, 'spool');
   const r = await startInProcessRelay(rawConfigFor(sim, spoolDir, { spool: { dir: spoolDir, minFreeSpace: '1KB' }, retry: { schedule: ['200ms'] } }));

@@ -46,7 +46,7 @@ function laneWith(t: Parameters<typeof mockClock>[0], behave: Behaviour, rateLim
         started.push({ id, at: time.clock.now(), probe: ticket.probe });
         const result = behave(id, ticket, l);
         if (result === 'hold') {
-          l.report({ kind: 'hold' }, ticket);
+          l.report({ kind: 'hold', upstream: 'unreachable' }, ticket);
           return { next: 'keep-place' };
         }
         if (result === 'reachable') {

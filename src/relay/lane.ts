@@ -59,20 +59,33 @@ export class AccountLane {
   private readonly upstream = { lastReplyAt: 0, lastUnreachableAt: 0 };
 
   constructor(
-    public account: AccountConfig,
-    public tokens: AccountTokenSource,
-    public transport: MessageTransport,
+    private settings: AccountConfig,
+    private tokenSource: AccountTokenSource,
+    private messageTransport: MessageTransport,
     private readonly logger: Logger,
     private readonly clock: Clock,
     private readonly deliver: DeliverFn,
     private readonly rehome: (id: string, dueAt: number, from: AccountLane) => void,
   ) {
-    this.pacer = new Pacer(account.rateLimit, clock);
+    this.pacer = new Pacer(settings.rateLimit, clock);
     this.alerts = new AlertLog(logger);
   }
 
   get name(): string {
-    return this.account.name;
+    return this.settings.name;
+  }
+
+  /** The account's settings, token source and transport: replaced together on reload (replace()). */
+  get account(): AccountConfig {
+    return this.settings;
+  }
+
+  get tokens(): AccountTokenSource {
+    return this.tokenSource;
+  }
+
+  get transport(): MessageTransport {
+    return this.messageTransport;
   }
 
   /** Aborted when the lane is retired or the worker stops: waits give up. */
@@ -138,7 +151,8 @@ export class AccountLane {
         this.upstream.lastReplyAt = this.clock.wall();
         return this.hold.reachable(ticket) ? 'opened' : null;
       case 'hold':
-        this.upstream.lastUnreachableAt = this.clock.wall();
+        if (effect.upstream === 'unreachable') this.upstream.lastUnreachableAt = this.clock.wall();
+        else if (effect.upstream === 'replied') this.upstream.lastReplyAt = this.clock.wall();
         return this.hold.fault(ticket, now) ? 'held' : null;
       case 'pause':
         this.upstream.lastReplyAt = this.clock.wall();
@@ -167,10 +181,10 @@ export class AccountLane {
    * by the old settings is lifted.
    */
   replace(account: AccountConfig, tokens: AccountTokenSource, transport: MessageTransport): void {
-    const old = { tokens: this.tokens, transport: this.transport };
-    this.account = account;
-    this.tokens = tokens;
-    this.transport = transport;
+    const old = { tokens: this.tokenSource, transport: this.messageTransport };
+    this.settings = account;
+    this.tokenSource = tokens;
+    this.messageTransport = transport;
     this.pacer.setLimit(account.rateLimit);
     old.tokens.stopBackgroundRefresh();
     void this.settled().then(() => old.transport.close());
@@ -182,7 +196,7 @@ export class AccountLane {
 
   /** Same settings, new (frozen) configuration object after a reload. */
   update(account: AccountConfig): void {
-    this.account = account;
+    this.settings = account;
     this.pacer.setLimit(account.rateLimit);
     this.pump();
   }

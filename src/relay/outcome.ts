@@ -52,8 +52,8 @@ export function applyTransaction(
 export type AccountEffect =
   /** Exchange (or Graph) answered: the account is reachable. */
   | { kind: 'reachable' }
-  /** Unreachable, or refused before the message: hold and probe. */
-  | { kind: 'hold' }
+  /** Unreachable, or refused before the message: hold and probe. `upstream`: what Exchange (or Graph) did, for /readyz. */
+  | { kind: 'hold'; upstream: 'replied' | 'unreachable' | 'not-asked' }
   /** Throttled or out of quota: rest this long. */
   | { kind: 'pause'; ms: number };
 
@@ -140,6 +140,7 @@ export function decideOutcome(input: DecideInput): Decision {
 
 /** The account side of an account-scope failure: hold and probe, or rest; and what to tell the administrator. */
 function accountEffectOf(cls: Classification, failure: UpstreamFailure, pauses: DecideInput['pauses']): { account: AccountEffect; alert: AccountAlert | null } {
+  const upstream = failure.code === 'ETOKEN' ? 'not-asked' : failure.responseCode !== undefined || failure.httpStatus !== undefined ? 'replied' : 'unreachable';
   switch (cls.class) {
     case 'throttled':
       // Graph says how long to wait (Retry-After); SMTP replies do not, so the configured pause applies.
@@ -147,11 +148,11 @@ function accountEffectOf(cls: Classification, failure: UpstreamFailure, pauses: 
     case 'quota':
       return { account: { kind: 'pause', ms: pauses.quotaPause }, alert: { key: 'quota' } };
     case 'transient':
-      return { account: { kind: 'hold' }, alert: null };
+      return { account: { kind: 'hold', upstream }, alert: null };
     default:
       // configuration, a token Exchange keeps rejecting, a permanent refusal of the session:
       // nothing a retry of this message fixes; the mail waits for the administrator.
-      return { account: { kind: 'hold' }, alert: { key: 'configuration', ...(cls.advice !== undefined && { advice: cls.advice }) } };
+      return { account: { kind: 'hold', upstream }, alert: { key: 'configuration', ...(cls.advice !== undefined && { advice: cls.advice }) } };
   }
 }
 

@@ -220,18 +220,30 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
 
   /** Every message, for `queue list`. Unreadable entries are skipped (recovery moves them aside). */
   async list(states: StateDir[] = ['queue', 'active', 'hold', 'failed', 'admin']): Promise<SpoolEntry[]> {
-    const entries: SpoolEntry[] = [];
+    const entries = new Map<string, SpoolEntry>();
+    const moved: string[] = [];
     for (const state of states) {
       for (const id of await this.ids(state)) {
         try {
           const meta = await this.readMeta(state, id);
-          entries.push({ meta, state: stateOf(state, meta) });
-        } catch {
-          // moved or being rewritten meanwhile, or corrupt: not listed now
+          entries.set(id, { meta, state: stateOf(state, meta) });
+        } catch (err) {
+          // Moved to another state meanwhile (a delivery or a command): looked up again below.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') moved.push(id);
         }
       }
     }
-    return entries.sort((a, b) => a.meta.id.localeCompare(b.meta.id));
+    for (const id of moved) {
+      if (entries.has(id)) continue;
+      for (const state of states) {
+        const meta = await this.readMeta(state, id).catch(() => null);
+        if (meta) {
+          entries.set(id, { meta, state: stateOf(state, meta) });
+          break;
+        }
+      }
+    }
+    return [...entries.values()].sort((a, b) => a.meta.id.localeCompare(b.meta.id));
   }
 
   /**
