@@ -16,7 +16,7 @@ import { systemdNotifier } from './observability/sdNotify.js';
 import { StartError } from './startError.js';
 import { RelayMetrics } from './observability/metrics.js';
 import { TokenError } from './oauth/index.js';
-import { AccountSetupError, accountOf, createTokenSource, createTransport, delegatedSettings, makeAccountFactory } from './relay/index.js';
+import { AccountSetupError, accountOf, createTokenSource, createTransport, delegatedSettings } from './relay/index.js';
 import { checkSpoolOwner, QueueAdmin, QueueCommandError, Spool, SpoolLockedError, SpoolOwnerError, wakeDaemon } from './spool/index.js';
 
 const USAGE = `m365-relay: SMTP relay for LAN devices to Microsoft 365 (Exchange Online) over OAuth 2.0
@@ -164,7 +164,7 @@ async function run(args: string[]): Promise<number> {
   const logger = createLogger({ level: config.log.level, format: config.log.format, onEvent: (event) => metrics.observe(event) });
   let relay: RunningRelay;
   try {
-    relay = await startRelay(config, logger, { metrics, accountFactory: makeAccountFactory({ configFile: file }) });
+    relay = await startRelay(config, logger, { metrics, factoryContext: { configFile: file } });
   } catch (err) {
     throw new FatalStartError(err, config.log.level === 'debug' || config.log.level === 'trace', logger);
   }

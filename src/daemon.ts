@@ -6,7 +6,7 @@ import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { FailureNotifier } from './relay/failureNotice.js';
-import { accountOf, RelayWorker, type AccountFactory } from './relay/index.js';
+import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
 import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, takeAdminActions, watchWakeups, type SpoolLock } from './spool/index.js';
 import { bindProblem, isErrno, spoolProblem } from './startError.js';
 
@@ -35,6 +35,11 @@ export interface RelayOptions {
   metrics?: RelayMetrics;
   /** Builds each account's token source and transport; the real ones by default. */
   accountFactory?: AccountFactory;
+  /**
+   * For the default factory (e.g. the configuration file named in advice). Its staging directory is
+   * always <spool.dir>/staging, made and emptied only once this process owns the spool (lock held).
+   */
+  factoryContext?: Omit<FactoryContext, 'stagingDir'>;
 }
 
 /**
@@ -74,7 +79,8 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     config,
     spool,
     logger,
-    factory: options.accountFactory,
+    // Large Graph messages are staged inside the spool directory (see FactoryContext.stagingDir).
+    factory: options.accountFactory ?? makeAccountFactory({ ...options.factoryContext, stagingDir: stagingDirOf(config.spool.dir) }),
     onFailed: (meta, expired) =>
       notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
   });
@@ -200,4 +206,9 @@ function readiness(spool: Spool, worker: RelayWorker) {
     const token = { ...lanes.default?.token, ok: Object.values(lanes).every((h) => h.token.ok), accounts: tokens };
     return { spool: probe.result, token, upstream: { ...worker.upstreamHealth() } };
   };
+}
+
+/** Where transports stage large messages: inside the spool, on its disk, never in /tmp. */
+export function stagingDirOf(spoolDir: string): string {
+  return join(spoolDir, 'staging');
 }

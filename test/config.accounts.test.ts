@@ -215,3 +215,26 @@ accounts:
 `);
   assert.match(message, /accounts\.certs\.clientCertificate\.privateKeyFile: cannot read \/nonexistent\/app\.key \(ENOENT\)/);
 });
+
+test('Graph keys: largeMessages (graph by default, smtp allowed app-only) and retryAfterMax (10m by default)', () => {
+  const config = load(`
+accounts:
+  alerts: ${account('alerts@contoso.com', ', transport: graph, largeMessages: smtp, retryAfterMax: 2m')}
+`);
+  assert.equal(config.microsoft365.largeMessages, 'graph', 'off by default');
+  assert.equal(config.microsoft365.retryAfterMax, 600_000);
+  assert.equal(config.accounts.alerts?.largeMessages, 'smtp');
+  assert.equal(config.accounts.alerts?.retryAfterMax, 120_000);
+  assert.match(problems(`
+accounts:
+  alerts: ${account('alerts@contoso.com', ', largeMessages: always')}
+`), /largeMessages.*must be graph or smtp/);
+  assert.match(problems(`
+accounts:
+  signed: { tenantId: contoso.onmicrosoft.com, clientId: c3, flow: device-code, mailbox: s@contoso.com, transport: graph, largeMessages: smtp }
+`), /largeMessages: smtp needs an app-only account/);
+  assert.match(problems(`
+accounts:
+  alerts: ${account('alerts@contoso.com', ', retryAfterMax: soon')}
+`), /retryAfterMax must be a duration/);
+});

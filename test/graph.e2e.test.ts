@@ -3,7 +3,6 @@
 // 4 MB request limit, drafts and upload sessions, 429 with Retry-After, access checks).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { silentLogger } from '../src/observability/logger.js';
@@ -11,24 +10,14 @@ import { TokenProvider } from '../src/oauth/index.js';
 import { classify } from '../src/relay/classify.js';
 import { GraphTransport } from '../src/relay/graphTransport.js';
 import { UpstreamError } from '../src/relay/transport.js';
-import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, startInProcessRelay, toConfig } from './helpers/harness.js';
+import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, toConfig } from './helpers/harness.js';
 import { waitFor } from './helpers/wait.js';
+import { GRAPH_APP, graphAccount as graphAccountFor, startGraphRelay } from './helpers/graph.js';
+import { attachmentOf, scanBytes } from './helpers/mime.js';
 import { xoauth2Transport } from './helpers/xoauth2.js';
 
 const APP = '11111111-2222-3333-4444-555555555555';
-const GRAPH_APP = 'dddddddd-0000-0000-0000-000000000001';
 const STRANGER_APP = 'dddddddd-0000-0000-0000-000000000002';
-
-/** Deterministic bytes that do not compress or repeat: a scan stand-in. */
-function scanBytes(size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let block = createHash('sha256').update('scan').digest();
-  for (let i = 0; i < size; i += block.length) {
-    block.copy(out, i);
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
-}
 
 function messageWithAttachment(attachment: Buffer, to: string): string {
   const boundary = 'scan-boundary-42';
@@ -54,16 +43,6 @@ function messageWithAttachment(attachment: Buffer, to: string): string {
   ].join('\r\n');
 }
 
-/** The decoded bytes of the attachment called `name` in a received MIME message. */
-function attachmentOf(raw: Buffer, name: string): Buffer | null {
-  const text = raw.toString('latin1');
-  const at = text.indexOf(`filename="${name}"`);
-  if (at === -1) return null;
-  const bodyStart = text.indexOf('\r\n\r\n', at) + 4;
-  const bodyEnd = text.indexOf('\r\n--', bodyStart);
-  return Buffer.from(text.slice(bodyStart, bodyEnd).replace(/\s+/g, ''), 'base64');
-}
-
 describe('Microsoft Graph transport', () => {
   const suite = simulatorSuite({
     rateLimit: null,
@@ -78,25 +57,8 @@ describe('Microsoft Graph transport', () => {
     ],
   });
 
-  const graphAccount = (extra: Record<string, unknown> = {}) => ({
-    tenantId: suite.sim.tenantId,
-    clientId: GRAPH_APP,
-    clientSecret: 'graph-secret',
-    authorityHost: suite.sim.authorityHost,
-    mailbox: 'alerts@contoso.com',
-    sendAs: ['@ops.contoso.com'],
-    transport: 'graph',
-    graphHost: suite.sim.graphHost,
-    tokenTimeout: '5s',
-    smtpTimeout: '20s',
-    rateLimit: { messages: 1000, perSeconds: 60 },
-    ...extra,
-  });
-
-  async function relayWith(account: Record<string, unknown>, retry: Record<string, unknown> = {}) {
-    const raw = rawConfigFor(suite.sim, join(suite.dir(), 'spool'), { accounts: { alerts: account }, routes: [{ sender: '@ops.contoso.com', account: 'alerts' }], retry });
-    return startInProcessRelay(raw);
-  }
+  const graphAccount = (extra: Record<string, unknown> = {}) => graphAccountFor(suite.sim, extra);
+  const relayWith = (account: Record<string, unknown>, retry: Record<string, unknown> = {}) => startGraphRelay(suite.sim, suite.dir(), account, retry);
 
   test('a small message goes out through sendMail; envelope-only recipients are kept as Bcc', async (t) => {
     suite.sim.reset();
@@ -172,9 +134,9 @@ describe('Microsoft Graph transport', () => {
     suite.sim.reset();
     const config = toConfig(rawConfigFor(suite.sim, '/tmp/unused', { microsoft365: { clientId: GRAPH_APP, clientSecret: 'graph-secret', mailbox: 'alerts@contoso.com' } })).microsoft365;
     const exchangeTokens = new TokenProvider(config, silentLogger());
-    const graph = new GraphTransport({ graphHost: suite.sim.graphHost, mailbox: 'alerts@contoso.com', timeoutMs: 5000 }, exchangeTokens);
+    const graph = new GraphTransport({ graphHost: suite.sim.graphHost, mailbox: 'alerts@contoso.com', timeoutMs: 5000 }, exchangeTokens, silentLogger());
     try {
-      const err = await graph.send({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }, Readable.from([Buffer.from(sampleMessage({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }))])).catch((e: unknown) => e);
+      const err = await graph.send({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }, Readable.from([Buffer.from(sampleMessage({ from: 'alerts@contoso.com', to: ['a@contoso.com'] }))]), { messageId: 'tokens-test' }).catch((e: unknown) => e);
       assert.ok(err instanceof UpstreamError);
       assert.equal(err.failure.httpStatus, 401);
       assert.equal(classify(err.failure).class, 'token-rejected');

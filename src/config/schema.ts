@@ -143,11 +143,23 @@ const accountSchema = z
     throttlePause: duration('throttlePause').default(30_000),
     /** How long the mailbox rests after the daily recipient quota (554 5.2.0 SubmissionQuotaExceeded). */
     quotaPause: duration('quotaPause').default(3_600_000),
+    /**
+     * transport graph: what happens to a message Graph cannot take intact (a body part over its 4 MB
+     * request limit). graph: it fails with that reason; smtp: it goes out over SMTP AUTH instead
+     * (the app then needs SMTP.SendAsApp and SMTP AUTH must be on for the mailbox).
+     */
+    largeMessages: z.enum(['graph', 'smtp'], { message: 'must be graph or smtp' }).default('graph'),
+    /** transport graph: the longest Retry-After honoured; a longer one (or a date further away) is cut to this. */
+    retryAfterMax: duration('retryAfterMax').default(600_000),
   })
   .superRefine((m, ctx) => {
     if (m.flow === 'device-code') {
       if (m.clientSecret || m.clientCertificate) {
         ctx.addIssue({ code: 'custom', message: 'flow device-code signs in as a user (public client): remove clientSecret and clientCertificate' });
+      }
+      if (m.largeMessages === 'smtp') {
+        // The SMTP fallback needs a second token (Exchange scope); a device-code sign-in holds one user's cache for one scope.
+        ctx.addIssue({ code: 'custom', message: 'largeMessages: smtp needs an app-only account (client-credentials with SMTP.SendAsApp); with flow device-code leave it at graph' });
       }
     } else if (m.clientSecret && m.clientCertificate) {
       ctx.addIssue({ code: 'custom', message: 'give either clientSecret or clientCertificate, not both' });

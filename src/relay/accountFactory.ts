@@ -3,6 +3,7 @@ import type { AccountConfig } from '../config/index.js';
 import { DelegatedTokenProvider, TokenCacheError, TokenProvider, type DelegatedAccountSettings, type TokenSource } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
 import { GraphTransport } from './graphTransport.js';
+import { prepareStagingDir } from './staging.js';
 import { SubmissionTransport, type SendResult } from './transport.js';
 
 /**
@@ -19,11 +20,14 @@ export interface AccountTokenSource extends TokenSource {
   stopBackgroundRefresh(): void;
 }
 
-/** What a transport may know about the message it sends. */
+/** What a transport may need to know about the delivery besides envelope and bytes. */
 export interface SendContext {
-  /** The spool's queue id: stable across retries and restarts. */
+  /**
+   * The spool's queue id: stable across retries and restarts. The Graph transport marks its drafts
+   * with it, so that a draft a crash left behind is found and deleted before the next attempt.
+   */
   messageId: string;
-  /** Aborted when the relay stops or the account is removed: waits inside the send end at once. */
+  /** Aborted when the relay stops (or the account is retired): waits end at once. */
   signal?: AbortSignal;
 }
 
@@ -62,6 +66,12 @@ export function accountKey(account: AccountConfig): string {
 export interface FactoryContext {
   /** The configuration file, named in advice such as "run m365-relay login --config FILE --account NAME". */
   configFile?: string;
+  /**
+   * Where transports stage large messages: `<spool.dir>/staging` (mode 0700, files 0600), so that
+   * a large message costs disk in the spool's file system, not RAM in a tmpfs /tmp. Emptied when
+   * the factory is made (at start): what a crash left there is removed.
+   */
+  stagingDir?: string;
 }
 
 /** The scope the account's tokens are for: Exchange (SMTP) or Graph, per its transport. */
@@ -105,13 +115,33 @@ function delegated(account: AccountConfig, log: Logger, context: FactoryContext)
 }
 
 /** Creates the account's transport; connections open when the first message is sent. */
-export function createTransport(account: AccountConfig, tokens: AccountTokenSource, _logger: Logger): MessageTransport {
-  if (account.transport === 'graph') return new GraphTransport({ graphHost: account.graphHost, mailbox: account.mailbox, timeoutMs: account.smtpTimeout }, tokens);
-  return new SubmissionTransport(account, tokens);
+export function createTransport(account: AccountConfig, tokens: AccountTokenSource, logger: Logger, context: FactoryContext = {}): MessageTransport {
+  if (account.transport !== 'graph') return new SubmissionTransport(account, tokens);
+  const log = logger.child({ account: account.name });
+  // largeMessages: smtp sends what Graph cannot take intact over SMTP AUTH, with its own token for
+  // Exchange's SMTP scope (a Graph token is refused there). The schema allows it for app-only accounts only.
+  const fallback = account.largeMessages === 'smtp' ? new SubmissionTransport(account, new TokenProvider({ ...account, scope: account.scope }, log)) : undefined;
+  return new GraphTransport(
+    {
+      graphHost: account.graphHost,
+      mailbox: account.mailbox,
+      timeoutMs: account.smtpTimeout,
+      retryAfterMaxMs: account.retryAfterMax,
+      ...(context.stagingDir !== undefined && { stagingDir: context.stagingDir }),
+      ...(fallback && { fallback }),
+    },
+    tokens,
+    log,
+  );
 }
 
+/** With a stagingDir, the directory is created (0700) and emptied now: call once per process start. */
 export function makeAccountFactory(context: FactoryContext = {}): AccountFactory {
-  return { createTokenSource: (account, logger) => createTokenSource(account, logger, context), createTransport };
+  if (context.stagingDir !== undefined) prepareStagingDir(context.stagingDir);
+  return {
+    createTokenSource: (account, logger) => createTokenSource(account, logger, context),
+    createTransport: (account, tokens, logger) => createTransport(account, tokens, logger, context),
+  };
 }
 
 export const defaultAccountFactory: AccountFactory = makeAccountFactory();

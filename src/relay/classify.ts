@@ -19,6 +19,11 @@ export interface UpstreamFailure {
   /** Graph's Retry-After, when it gave one: how long the mailbox should rest. */
   retryAfterMs?: number;
   /**
+   * The request that sends (Graph sendMail or /send) timed out or failed after it was sent: Exchange
+   * may have sent the message anyway, so the retry that follows may deliver a second copy.
+   */
+  possibleDuplicate?: boolean;
+  /**
    * How far the transaction got, as the transport saw it: `session` before MAIL FROM (connecting,
    * greeting, EHLO, STARTTLS, AUTH, the token), `envelope` at MAIL, RCPT or the DATA command,
    * `data` once the message content was being handed over. Absent counts as `session`.
@@ -83,7 +88,7 @@ const GRAPH_RULES: readonly Rule[] = [
       reason: 'graph-access-denied',
       scope: 'account',
       advice:
-        'Graph refused to send as the mailbox: grant the app the Microsoft Graph application permission Mail.Send with admin consent, and if an application access policy or RBAC for Applications limits it, include this mailbox',
+        'Graph refused to send as the mailbox: grant the app the Microsoft Graph application permission Mail.Send with admin consent (and Mail.ReadWrite for messages over 4 MB, which go through a draft), and if an application access policy or RBAC for Applications limits it, include this mailbox',
     },
   },
   {

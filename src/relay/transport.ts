@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import nodemailer, { type Transporter, type TransportOptions } from 'nodemailer';
 import type { Microsoft365Config } from '../config/index.js';
 import type { TokenSource } from '../oauth/index.js';
+import type { SendContext } from './accountFactory.js';
 import type { FailureStage, UpstreamFailure } from './classify.js';
 
 export interface RecipientRejection {
@@ -62,7 +63,8 @@ export class SubmissionTransport {
     provideTokens(this.transporter, tokens);
   }
 
-  async send(envelope: { from: string; to: string[] }, raw: Readable): Promise<SendResult> {
+  /** SMTP has an envelope and nothing to clean up: the context is not needed. */
+  async send(envelope: { from: string; to: string[] }, raw: Readable, _context?: SendContext): Promise<SendResult> {
     // Whether the content was being handed over tells whose a lost connection is (classify.ts).
     let contentStarted = false;
     const content = Readable.from(

@@ -12,13 +12,16 @@ export class Faults implements SimulatorFaults {
   tokenEndpointDown = false;
   tokenEndpointDelayMs = 0;
   private readonly failures: string[] = [];
-  /** Forced Graph answers, one per request; read by the Graph endpoint. */
-  readonly graphFaults: Array<{ status: number; retryAfterSeconds?: number }> = [];
+  /** Forced Graph answers, one per API request / upload PUT; read by the Graph endpoint. */
+  readonly graphFaults: Array<{ status: number; retryAfter?: string }> = [];
+  readonly graphUploadFaults: Array<{ status: number; retryAfter?: string }> = [];
 
-  graphFailNext(count: number, status: number, retryAfterSeconds?: number): void {
+  graphFailNext(count: number, status: number, retryAfter?: number | Date, target: 'api' | 'upload' = 'api'): void {
     if (!Number.isInteger(count) || count < 0) throw new RangeError(`graphFailNext: count must be a non-negative integer, got ${count}`);
     if (!(status >= 400 && status < 600)) throw new RangeError(`graphFailNext: status must be 4xx or 5xx, got ${status}`);
-    for (let i = 0; i < count; i++) this.graphFaults.push(retryAfterSeconds === undefined ? { status } : { status, retryAfterSeconds });
+    const header = retryAfter === undefined ? undefined : retryAfter instanceof Date ? retryAfter.toUTCString() : String(retryAfter);
+    const list = target === 'upload' ? this.graphUploadFaults : this.graphFaults;
+    for (let i = 0; i < count; i++) list.push(header === undefined ? { status } : { status, retryAfter: header });
   }
 
   failNext(count: number, reply: string = DEFAULT_FAIL_REPLY): void {
@@ -42,6 +45,7 @@ export class Faults implements SimulatorFaults {
     this.tokenEndpointDelayMs = 0;
     this.failures.length = 0;
     this.graphFaults.length = 0;
+    this.graphUploadFaults.length = 0;
   }
 }
 

@@ -1,30 +1,46 @@
 // The simulated Microsoft Graph mail API, on its own HTTPS server (loopback, the simulator's
-// certificate), with what the relay's Graph transport uses:
-//   POST /v1.0/users/{mailbox}/sendMail                       base64 MIME, 202 (request limit 4 MB)
-//   POST /v1.0/users/{mailbox}/messages                       base64 MIME -> a draft, 201 {id}
-//   POST /v1.0/users/{mailbox}/messages/{id}/attachments/createUploadSession   201 {uploadUrl, ...}
-//   PUT  {uploadUrl}                                          Content-Range chunks, 200 / 201 at the end
-//   POST /v1.0/users/{mailbox}/messages/{id}/send             202: the draft with its attachments is sent
+// certificate), with what the relay's Graph transport uses, behaving as the real service does:
+//   POST   /v1.0/users/{mailbox}/sendMail                  base64 MIME, 202; sent to its To/Cc/Bcc headers
+//   POST   /v1.0/users/{mailbox}/messages                  base64 MIME -> a draft (201 {id}); its recipient
+//                                                          fields come from the headers, X- headers become
+//                                                          PS_INTERNET_HEADERS named properties
+//   PATCH  /v1.0/users/{mailbox}/messages/{id}             toRecipients/ccRecipients/bccRecipients,
+//                                                          singleValueExtendedProperties (drafts only)
+//   DELETE /v1.0/users/{mailbox}/messages/{id}             204
+//   GET    /v1.0/users/{mailbox}/mailFolders/drafts/messages?$filter=singleValueExtendedProperties/any(...)
+//   POST   /v1.0/users/{mailbox}/messages/{id}/attachments fileAttachment (contentBytes, isInline, contentId), < 3 MB
+//   POST   /v1.0/users/{mailbox}/messages/{id}/attachments/createUploadSession   2 MiB..150 MB, 201 {uploadUrl}
+//   PUT    {uploadUrl}                                     Content-Range chunks, 200 / 201 at the end
+//   POST   /v1.0/users/{mailbox}/messages/{id}/send        202: sent to the draft's recipient fields
 // Bearer tokens are checked for real (issued here, for Graph, app with access to the mailbox), at
 // most 4 requests run at once per mailbox (429 + Retry-After beyond), and faults can force answers.
+// Drafts created, deleted and sent are counted in the stats and listed by drafts().
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { PemPair } from './certs.js';
 import type { Directory, MailboxEntry } from './directory.js';
+import { assemble, draftFromMime, headerRecipients, parsePropertyFilter, type Draft } from './graphMessages.js';
 import { ConcurrencyLimiter } from './limits.js';
 import { listenHttps, trackSockets } from './httpsServer.js';
 import type { TokenStore } from './tokens.js';
-import type { ReceivedMessage, SimulatorStats } from './types.js';
+import type { GraphDraftView, ReceivedMessage, SimulatorStats } from './types.js';
+
+export { headerRecipients } from './graphMessages.js';
 
 /** Graph's limit on a request body (sendMail, create message, attachment upload chunk). */
 export const GRAPH_REQUEST_LIMIT = 4 * 1024 * 1024;
+/** Upload sessions refuse smaller attachments (ErrorAttachmentSizeShouldNotBeLessThanMinimumSize), per public reports. */
+export const UPLOAD_SESSION_MIN = 2 * 1024 * 1024;
+/** A fileAttachment POSTed with contentBytes may be at most this large. */
+const POST_ATTACHMENT_MAX = 3 * 1024 * 1024;
 const MAX_CONCURRENT_PER_MAILBOX = 4;
 const GRAPH_SEND_SCOPES = new Set(['https://graph.microsoft.com/Mail.Send']);
 
 export interface GraphFault {
   status: number;
-  retryAfterSeconds?: number;
+  /** The Retry-After header as sent: delay-seconds or an HTTP-date. */
+  retryAfter?: string;
 }
 
 export interface GraphOptions {
@@ -35,21 +51,20 @@ export interface GraphOptions {
   directory: Directory;
   tokens: TokenStore;
   stats: SimulatorStats;
-  /** Forced answers, taken one per request (graphFailNext). */
+  /** Forced answers, taken one per API request (graphFailNext). */
   faults: GraphFault[];
+  /** Forced answers, taken one per upload PUT (graphFailNext(..., 'upload')). */
+  uploadFaults: GraphFault[];
   onMessage(message: ReceivedMessage): void;
 }
 
 export interface GraphEndpoint {
   readonly origin: string;
+  /** Drafts in the Drafts folders (every mailbox's, or one's). */
+  drafts(mailbox?: string): GraphDraftView[];
+  /** Empties the Drafts folders and forgets upload sessions. */
+  clear(): void;
   close(): Promise<void>;
-}
-
-interface Draft {
-  mailbox: MailboxEntry;
-  clientId: string;
-  mime: Buffer;
-  attachments: Array<{ name: string; contentType: string; isInline: boolean; contentId?: string; data: Buffer }>;
 }
 
 interface UploadSession {
@@ -92,71 +107,142 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
   });
   const sockets = trackSockets(server);
 
+  const forced = (fault: GraphFault): GraphError =>
+    new GraphError(fault.status, fault.status === 429 ? 'ApplicationThrottled' : fault.status >= 500 ? 'ServiceUnavailable' : 'ErrorInvalidRequest', `forced ${fault.status}`, fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {});
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     stats.graphRequests++;
     const url = new URL(req.url ?? '/', 'https://graph.invalid');
     const upload = /^\/upload\/([A-Za-z0-9_-]+)$/.exec(url.pathname);
-    if (upload && req.method === 'PUT') return uploadChunk(req, res, upload[1]!);
-
-    const m = /^\/v1\.0\/users\/([^/]+)\/(sendMail|messages)(?:\/([A-Za-z0-9_-]+)(\/send|\/attachments\/createUploadSession|\/attachments)?)?$/.exec(url.pathname);
-    if (!m || req.method !== 'POST') throw new GraphError(404, 'UnknownError', `no such resource: ${req.method} ${url.pathname}`);
-    const fault = options.faults.shift();
-    if (fault) {
-      throw new GraphError(fault.status, fault.status === 429 ? 'ApplicationThrottled' : fault.status >= 500 ? 'ServiceUnavailable' : 'ErrorInvalidRequest', `forced ${fault.status}`, fault.retryAfterSeconds !== undefined ? { 'retry-after': String(fault.retryAfterSeconds) } : {});
+    if (upload && req.method === 'PUT') {
+      const fault = options.uploadFaults.shift();
+      if (fault) throw forced(fault);
+      return uploadChunk(req, res, upload[1]!);
     }
+
+    const m = /^\/v1\.0\/users\/([^/]+)\/(sendMail|messages|mailFolders\/drafts\/messages)(?:\/([A-Za-z0-9_=-]+)(\/send|\/attachments\/createUploadSession|\/attachments)?)?$/.exec(url.pathname);
+    if (!m) throw new GraphError(404, 'UnknownError', `no such resource: ${req.method} ${url.pathname}`);
+    const fault = options.faults.shift();
+    if (fault) throw forced(fault);
     const { mailbox, clientId } = authorize(req, decodeURIComponent(m[1]!));
     if (!concurrency.acquire(mailbox.key)) {
       throw new GraphError(429, 'ApplicationThrottled', 'Application is over its MailboxConcurrency limit.', { 'retry-after': '1' });
     }
     try {
       const [, , collection, id, action] = m;
-      if (collection === 'sendMail') {
-        const mime = decodeMime(await readBody(req, GRAPH_REQUEST_LIMIT));
-        deliver(mailbox, clientId, mime);
-        return send(res, 202);
+      const route = `${req.method} ${collection}${id ? '/{id}' : ''}${action ?? ''}`;
+      switch (route) {
+        case 'POST sendMail': {
+          const mime = decodeMime(await readBody(req, GRAPH_REQUEST_LIMIT));
+          deliver(mailbox, clientId, mime, headerRecipients(mime));
+          return send(res, 202);
+        }
+        case 'POST messages': {
+          const mime = decodeMime(await readBody(req, GRAPH_REQUEST_LIMIT));
+          const draft = draftFromMime(randomBytes(24).toString('base64url'), mailbox, clientId, mime);
+          drafts.set(draft.id, draft);
+          stats.graphDraftsCreated++;
+          return send(res, 201, { id: draft.id, isDraft: true });
+        }
+        case 'GET mailFolders/drafts/messages':
+          return send(res, 200, { value: findDrafts(mailbox, url.searchParams.get('$filter') ?? '').map((d) => ({ id: d.id })) });
+        case 'DELETE messages/{id}':
+          draftOf(mailbox, id!);
+          drafts.delete(id!);
+          stats.graphDraftsDeleted++;
+          return send(res, 204);
+        case 'PATCH messages/{id}':
+          patch(draftOf(mailbox, id!), await readJson(req));
+          return send(res, 200, { id });
+        case 'POST messages/{id}/send': {
+          const draft = draftOf(mailbox, id!);
+          await readBody(req, GRAPH_REQUEST_LIMIT);
+          drafts.delete(id!);
+          stats.graphDraftsSent++;
+          deliver(mailbox, clientId, assemble(draft), [...new Set([...draft.to, ...draft.cc, ...draft.bcc])]);
+          return send(res, 202);
+        }
+        case 'POST messages/{id}/attachments':
+          addAttachment(draftOf(mailbox, id!), await readJson(req));
+          return send(res, 201, { id: randomUUID() });
+        case 'POST messages/{id}/attachments/createUploadSession': {
+          draftOf(mailbox, id!);
+          const sessionId = openSession(id!, await readJson(req));
+          return send(res, 201, { uploadUrl: `${origin}/upload/${sessionId}`, expirationDateTime: new Date(Date.now() + 6 * 3_600_000).toISOString(), nextExpectedRanges: ['0-'] });
+        }
+        default:
+          throw new GraphError(405, 'ErrorInvalidRequest', `${req.method} is not supported on ${url.pathname}`);
       }
-      if (!id) {
-        const mime = decodeMime(await readBody(req, GRAPH_REQUEST_LIMIT));
-        const draftId = randomBytes(24).toString('base64url');
-        drafts.set(draftId, { mailbox, clientId, mime, attachments: [] });
-        return send(res, 201, { id: draftId, isDraft: true });
-      }
-      const draft = drafts.get(id);
-      if (!draft || draft.mailbox !== mailbox) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
-      if (action === '/send') {
-        await readBody(req, GRAPH_REQUEST_LIMIT);
-        drafts.delete(id);
-        deliver(mailbox, clientId, assemble(draft));
-        return send(res, 202);
-      }
-      const body = JSON.parse((await readBody(req, GRAPH_REQUEST_LIMIT)).toString('utf8') || '{}') as Record<string, unknown>;
-      if (action === '/attachments') {
-        if (typeof body.contentBytes !== 'string' || typeof body.name !== 'string') throw new GraphError(400, 'ErrorInvalidRequest', 'a fileAttachment needs name and contentBytes');
-        const data = Buffer.from(body.contentBytes, 'base64');
-        if (data.length > 3 * 1024 * 1024) throw new GraphError(413, 'ErrorRequestEntityTooLarge', 'attachments over 3 MB need an upload session');
-        draft.attachments.push({ name: body.name, contentType: String(body.contentType ?? 'application/octet-stream'), isInline: body.isInline === true, data });
-        return send(res, 201, { id: randomUUID() });
-      }
-      const item = (body.AttachmentItem ?? {}) as Record<string, unknown>;
-      const size = Number(item.size);
-      if (item.attachmentType !== 'file' || typeof item.name !== 'string' || !Number.isInteger(size) || size < 0) {
-        throw new GraphError(400, 'ErrorInvalidRequest', 'AttachmentItem needs attachmentType file, name and size');
-      }
-      const sessionId = randomBytes(24).toString('base64url');
-      sessions.set(sessionId, {
-        draftId: id,
-        name: item.name,
-        contentType: typeof item.contentType === 'string' ? item.contentType : 'application/octet-stream',
-        isInline: item.isInline === true,
-        ...(typeof item.contentId === 'string' && { contentId: item.contentId }),
-        size,
-        chunks: [],
-        received: 0,
-      });
-      return send(res, 201, { uploadUrl: `${origin}/upload/${sessionId}`, expirationDateTime: new Date(Date.now() + 6 * 3_600_000).toISOString(), nextExpectedRanges: ['0-'] });
     } finally {
       concurrency.release(mailbox.key);
     }
+  }
+
+  function draftOf(mailbox: MailboxEntry, id: string): Draft {
+    const draft = drafts.get(id);
+    if (!draft || draft.mailbox !== mailbox) throw new GraphError(404, 'ErrorItemNotFound', 'The specified object was not found in the store.');
+    return draft;
+  }
+
+  function findDrafts(mailbox: MailboxEntry, filter: string): Draft[] {
+    const wanted = parsePropertyFilter(filter);
+    if (!wanted) throw new GraphError(400, 'ErrorInvalidUrlQueryFilter', 'The query filter contains one or more invalid nodes.');
+    // Filtering on the property's name is case-sensitive, on its value case-insensitive (Graph's documentation).
+    return [...drafts.values()].filter((d) => d.mailbox === mailbox && d.properties.get(wanted.id)?.toLowerCase() === wanted.value.toLowerCase());
+  }
+
+  function patch(draft: Draft, body: Record<string, unknown>): void {
+    const addresses = (key: string): string[] | undefined => {
+      const list = body[key];
+      if (list === undefined) return undefined;
+      if (!Array.isArray(list)) throw new GraphError(400, 'ErrorInvalidRequest', `${key} must be an array of recipients`);
+      return list.map((r: { emailAddress?: { address?: unknown } }) => {
+        const address = r?.emailAddress?.address;
+        if (typeof address !== 'string' || !address.includes('@')) throw new GraphError(400, 'ErrorInvalidRecipients', `invalid recipient in ${key}`);
+        return address.toLowerCase();
+      });
+    };
+    draft.to = addresses('toRecipients') ?? draft.to;
+    draft.cc = addresses('ccRecipients') ?? draft.cc;
+    draft.bcc = addresses('bccRecipients') ?? draft.bcc;
+    for (const p of (body.singleValueExtendedProperties as Array<{ id?: unknown; value?: unknown }> | undefined) ?? []) {
+      if (typeof p.id !== 'string' || typeof p.value !== 'string') throw new GraphError(400, 'ErrorInvalidExtendedPropertyValue', 'an extended property needs id and value');
+      draft.properties.set(p.id, p.value);
+    }
+  }
+
+  function addAttachment(draft: Draft, body: Record<string, unknown>): void {
+    if (typeof body.contentBytes !== 'string' || typeof body.name !== 'string') throw new GraphError(400, 'ErrorInvalidRequest', 'a fileAttachment needs name and contentBytes');
+    const data = Buffer.from(body.contentBytes, 'base64');
+    if (data.length > POST_ATTACHMENT_MAX) throw new GraphError(413, 'ErrorRequestEntityTooLarge', 'attachments over 3 MB need an upload session');
+    draft.attachments.push({
+      name: body.name,
+      contentType: String(body.contentType ?? 'application/octet-stream'),
+      isInline: body.isInline === true,
+      ...(typeof body.contentId === 'string' && { contentId: body.contentId }),
+      data,
+    });
+  }
+
+  function openSession(draftId: string, body: Record<string, unknown>): string {
+    const item = (body.AttachmentItem ?? {}) as Record<string, unknown>;
+    const size = Number(item.size);
+    if (item.attachmentType !== 'file' || typeof item.name !== 'string' || !Number.isInteger(size) || size < 0) {
+      throw new GraphError(400, 'ErrorInvalidRequest', 'AttachmentItem needs attachmentType file, name and size');
+    }
+    if (size < UPLOAD_SESSION_MIN) throw new GraphError(400, 'ErrorAttachmentSizeShouldNotBeLessThanMinimumSize', 'Attachment size should not be less than the minimum size.');
+    const sessionId = randomBytes(24).toString('base64url');
+    sessions.set(sessionId, {
+      draftId,
+      name: item.name,
+      contentType: typeof item.contentType === 'string' ? item.contentType : 'application/octet-stream',
+      isInline: item.isInline === true,
+      ...(typeof item.contentId === 'string' && { contentId: item.contentId }),
+      size,
+      chunks: [],
+      received: 0,
+    });
+    return sessionId;
   }
 
   /** The bearer token: issued here, for Graph, by an app that may use the mailbox (or its own user). */
@@ -196,11 +282,11 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
     return send(res, 201, {});
   }
 
-  function deliver(mailbox: MailboxEntry, clientId: string, raw: Buffer): void {
+  function deliver(mailbox: MailboxEntry, clientId: string, raw: Buffer, to: string[]): void {
     options.onMessage({
       mailbox: mailbox.address,
       clientId,
-      envelope: { from: mailbox.address, to: headerRecipients(raw) },
+      envelope: { from: mailbox.address, to },
       raw,
       queueId: `${randomBytes(12).toString('hex').toUpperCase()}@graph`,
       at: new Date(),
@@ -211,12 +297,29 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
   origin = await listenHttps(server, options.host, options.port);
   return {
     origin,
+    drafts: (address) =>
+      [...drafts.values()]
+        .filter((d) => address === undefined || d.mailbox.key === address.trim().toLowerCase())
+        .map((d) => ({ id: d.id, mailbox: d.mailbox.address, to: [...d.to], cc: [...d.cc], bcc: [...d.bcc], attachments: d.attachments.length, properties: Object.fromEntries(d.properties) })),
+    clear() {
+      drafts.clear();
+      sessions.clear();
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
   };
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  try {
+    return JSON.parse((await readBody(req, GRAPH_REQUEST_LIMIT)).toString('utf8') || '{}') as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof GraphError) throw err;
+    throw new GraphError(400, 'BadRequest', 'Unable to read JSON request payload.');
+  }
 }
 
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
@@ -249,51 +352,4 @@ function decodeMime(body: Buffer): Buffer {
   const text = body.toString('latin1').replace(/\s+/g, '');
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length === 0) throw new GraphError(400, 'ErrorMimeContentInvalidBase64String', 'Invalid base64 string for MIME content.');
   return Buffer.from(text, 'base64');
-}
-
-/** To, Cc and Bcc addresses of a MIME message (Graph takes recipients from the headers). */
-export function headerRecipients(raw: Buffer): string[] {
-  const head = raw.subarray(0, Math.min(raw.length, 256 * 1024)).toString('latin1');
-  const end = head.search(/\r?\n\r?\n/);
-  const unfolded = (end === -1 ? head : head.slice(0, end)).replace(/\r?\n[ \t]+/g, ' ');
-  const out: string[] = [];
-  for (const line of unfolded.split(/\r?\n/)) {
-    const m = /^(to|cc|bcc):(.*)$/i.exec(line);
-    if (!m) continue;
-    for (const address of m[2]!.match(/[^\s<>,;"]+@[^\s<>,;"]+/g) ?? []) out.push(address.toLowerCase());
-  }
-  return out;
-}
-
-/** The sent message: the draft's MIME with the uploaded attachments as base64 parts of a multipart/mixed. */
-function assemble(draft: Draft): Buffer {
-  if (draft.attachments.length === 0) return draft.mime;
-  const boundary = `=_graph_${randomBytes(8).toString('hex')}`;
-  const text = draft.mime.toString('latin1');
-  const split = /\r?\n\r?\n/.exec(text);
-  const headerEnd = split ? split.index : text.length;
-  const headers = text
-    .slice(0, headerEnd)
-    .replace(/\r?\n[ \t]+/g, ' ')
-    .split(/\r?\n/);
-  const isContent = (l: string) => /^content-(type|transfer-encoding):/i.test(l);
-  const bodyPart = [...headers.filter(isContent), '', split ? text.slice(headerEnd + split[0].length) : ''].join('\r\n');
-  const parts = [
-    ...headers.filter((l) => !isContent(l) && !/^mime-version:/i.test(l)),
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/mixed; boundary="${boundary}"`,
-    '',
-    `--${boundary}`,
-    bodyPart,
-  ];
-  for (const a of draft.attachments) {
-    parts.push(`--${boundary}`);
-    parts.push(`Content-Type: ${a.contentType}; name="${a.name}"`);
-    parts.push(`Content-Disposition: ${a.isInline ? 'inline' : 'attachment'}; filename="${a.name}"`);
-    if (a.contentId) parts.push(`Content-ID: <${a.contentId}>`);
-    parts.push('Content-Transfer-Encoding: base64', '');
-    parts.push(a.data.toString('base64').replace(/.{76}/g, '$&\r\n'));
-  }
-  parts.push(`--${boundary}--`, '');
-  return Buffer.from(parts.join('\r\n'), 'latin1');
 }

@@ -11,7 +11,7 @@ import { startTokenEndpoint } from './tokenEndpoint.js';
 import { TokenStore } from './tokens.js';
 import type { ReceivedMessage, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
 
-export type { ReceivedMessage, Simulator, SimulatorApp, SimulatorFaults, SimulatorMailbox, SimulatorOptions, SimulatorStats } from './types.js';
+export type { GraphDraftView, ReceivedMessage, Simulator, SimulatorApp, SimulatorFaults, SimulatorMailbox, SimulatorOptions, SimulatorStats } from './types.js';
 export { generateCa, generateClientCertificate };
 
 interface Waiter {
@@ -46,7 +46,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   const tokens = new TokenStore();
   const grants = new DelegatedGrants({ deviceCodeLifetimeSeconds, deviceCodeIntervalSeconds, refreshTokenLifetimeSeconds, signInFrequencySeconds });
   const faults = new Faults();
-  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0, graphRequests: 0, graphThrottled: 0 };
+  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0, graphRequests: 0, graphThrottled: 0, graphDraftsCreated: 0, graphDraftsDeleted: 0, graphDraftsSent: 0 };
   const received: ReceivedMessage[] = [];
   const waiters = new Set<Waiter>();
 
@@ -68,7 +68,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   let smtp: SmtpSubmission;
   let graph: GraphEndpoint;
   try {
-    graph = await startGraph({ host, port: options.graphPort ?? 0, tls, tenantId, directory, tokens, stats, faults: faults.graphFaults, onMessage: record });
+    graph = await startGraph({ host, port: options.graphPort ?? 0, tls, tenantId, directory, tokens, stats, faults: faults.graphFaults, uploadFaults: faults.graphUploadFaults, onMessage: record });
   } catch (err) {
     await tokenEndpoint.close();
     throw err;
@@ -120,6 +120,9 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
         waiters.add(waiter);
       });
     },
+    graphDrafts(mailbox) {
+      return graph.drafts(mailbox);
+    },
     revokeAllTokens() {
       tokens.revokeAll();
     },
@@ -140,6 +143,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     reset() {
       faults.clear();
       received.length = 0;
+      graph.clear();
       smtp.clearRateHistory();
     },
     close() {

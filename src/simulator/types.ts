@@ -69,6 +69,19 @@ export interface ReceivedMessage {
   via?: 'smtp' | 'graph';
 }
 
+/** A message in a mailbox's Drafts folder of the simulated Graph. */
+export interface GraphDraftView {
+  id: string;
+  mailbox: string;
+  /** The recipient fields Graph would send to. */
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  attachments: number;
+  /** singleValueExtendedProperties by id, X- headers of its MIME included (PS_INTERNET_HEADERS). */
+  properties: Record<string, string>;
+}
+
 export interface SimulatorStats {
   tokenRequests: number;
   tokensIssued: number;
@@ -80,6 +93,10 @@ export interface SimulatorStats {
   /** Requests to the Graph endpoint, and those answered 429/503. */
   graphRequests: number;
   graphThrottled: number;
+  /** Graph drafts created (POST /messages), deleted (DELETE) and sent (/send). */
+  graphDraftsCreated: number;
+  graphDraftsDeleted: number;
+  graphDraftsSent: number;
   deviceCodesIssued: number;
   /** Refresh tokens redeemed (each rotated to a new one). */
   refreshTokensRedeemed: number;
@@ -102,8 +119,11 @@ export interface SimulatorFaults {
   tokenEndpointDown: boolean;
   /** Delay before answering token requests. */
   tokenEndpointDelayMs: number;
-  /** The next `count` Graph API requests get `status` (e.g. 429, 503, 500, 400), with Retry-After when given. */
-  graphFailNext(count: number, status: number, retryAfterSeconds?: number): void;
+  /**
+   * The next `count` Graph API requests (or, with target 'upload', upload-session PUTs) get `status`
+   * (e.g. 429, 503, 500, 400), with Retry-After when given: seconds, or a Date sent as an HTTP-date.
+   */
+  graphFailNext(count: number, status: number, retryAfter?: number | Date, target?: 'api' | 'upload'): void;
 }
 
 export interface Simulator {
@@ -121,6 +141,8 @@ export interface Simulator {
   readonly stats: SimulatorStats;
   /** Resolves with the received messages once there are `count`; rejects after `timeoutMs` (default 10 s). */
   waitForMessages(count: number, timeoutMs?: number): Promise<ReceivedMessage[]>;
+  /** Drafts in the simulated Graph's Drafts folders (one mailbox's when given). */
+  graphDrafts(mailbox?: string): GraphDraftView[];
   /** Tokens already issued now get 535 5.7.3 (msal still caches them). */
   revokeAllTokens(): void;
   /**
@@ -135,7 +157,7 @@ export interface Simulator {
   pendingUserCodes(): string[];
   /** Revokes the refresh tokens of `user` (every user's when absent): invalid_grant AADSTS50173. Returns how many. */
   revokeRefreshTokens(user?: string): number;
-  /** Clears faults, received messages and the rate-limit history. */
+  /** Clears faults, received messages, Graph drafts and the rate-limit history. */
   reset(): void;
   close(): Promise<void>;
 }

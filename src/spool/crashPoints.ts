@@ -15,7 +15,9 @@ export type CrashPoint =
   /** Exchange accepted the message; the spool does not know yet. */
   | 'after-upstream-accept'
   /** A deferral half written: new metadata in queue/, old one still in active/. */
-  | 'between-defer-steps';
+  | 'between-defer-steps'
+  /** Graph transport, large message: the draft exists in the mailbox, not yet sent. */
+  | 'graph-after-draft';
 
 const setting = process.env.M365_RELAY_CRASH_AT ?? '';
 const [target, countText] = setting.split(':');
