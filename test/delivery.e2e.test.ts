@@ -233,6 +233,27 @@ describe('delivery you can trust', () => {
   });
 });
 
+describe('a sender the mailbox may not send as', () => {
+  const suite = simulatorSuite();
+
+  test('554 5.2.252 SendAsDenied fails the message with an alert naming the sender and both fixes; the account is not held', async (t) => {
+    suite.sim.reset();
+    const work = suite.dir();
+    // The relay is told the mailbox may send as @fabrikam.com; Exchange (the simulator) disagrees.
+    const r = await startInProcessRelay(rawConfigFor(suite.sim, join(work, 'spool'), { microsoft365: { sendAs: ['@contoso.com', '@fabrikam.com'] } }));
+    t.after(() => r.stop());
+    await sendMessage(r.port, { from: 'alerts@fabrikam.com', to: ['ops@contoso.com'] });
+    const failed = await waitFor('the failed line', () => r.logs.find((l) => l.event === 'failed'), 15_000);
+    assert.equal(failed.class, 'send-as-denied');
+    assert.match(String(failed.advice), /Add-RecipientPermission -Identity alerts@fabrikam\.com -Trustee relay@contoso\.com -AccessRights SendAs/);
+    assert.match(String(failed.advice), /remove alerts@fabrikam\.com \(or its domain\) from sendAs/);
+    const alert = r.logs.find((l) => l.event === 'alert' && String(l.alert).startsWith('send-as:'));
+    assert.equal(alert?.level, 'error');
+    assert.equal(r.logs.filter((l) => l.event === 'upstream-unavailable').length, 0);
+    assert.equal((await r.relay.spool.list())[0]?.state, 'failed');
+  });
+});
+
 describe('local problems are local', () => {
   const suite = simulatorSuite();
 

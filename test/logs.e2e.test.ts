@@ -53,6 +53,12 @@ describe('logs for people and machines', () => {
     assert.equal(received.from, 'scanner@printer.local');
     assert.equal(received.messageId, '<scan-4711@mfp3.printer.local>');
     assert.ok(relay.logs.some((l) => l.event === 'received' && JSON.stringify(l).includes('scan-4711@mfp3.printer.local')), 'grep the Message-ID finds it too');
+    // ... and its delivery: the same addresses, sender and Message-ID on the delivered line.
+    const delivered = aboutBob.find((l) => l.event === 'delivered');
+    assert.ok(delivered, 'grep bob@contoso.com finds the delivered line');
+    assert.deepEqual(delivered.to, ['bob@contoso.com', 'carol@contoso.com']);
+    assert.equal(delivered.from, 'scanner@printer.local');
+    assert.equal(delivered.messageId, '<scan-4711@mfp3.printer.local>');
 
     // The relay's hop, first in the header, kept by the sender policy (the sender was rewritten).
     const [got] = await suite.sim.waitForMessages(1);
