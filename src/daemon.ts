@@ -89,6 +89,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   const rescan = () => {
     worker.rescan().catch((err: unknown) => logger.error({ err }, 'queue rescan failed'));
   };
+  /** A queue command or login poked the daemon (or the periodic safety net, without inotify): log their records, re-read the queue. */
   const onWake = () => {
     takeAdminActions(spool).then(
       (actions) => {
@@ -100,7 +101,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   };
   const stopWatching = watchWakeups(spool, onWake);
   onWake(); // actions recorded while the daemon was not running
-  const rescanTimer = setInterval(rescan, RESCAN_INTERVAL_MS);
+  const rescanTimer = setInterval(onWake, RESCAN_INTERVAL_MS);
   rescanTimer.unref();
 
   const space = new SpaceGuard(config.spool.dir, config.spool.minFreeSpace);
