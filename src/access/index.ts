@@ -1,12 +1,15 @@
 import type { RelayConfig } from '../config/index.js';
 import { AuthThrottle } from './authThrottle.js';
 import { NetworkList } from './networks.js';
+import { allowedNetworks, SenderBinding } from './senderBinding.js';
 import { UserDirectory } from './users.js';
 
 export { AuthThrottle } from './authThrottle.js';
 export { NetworkList, normalizeAddress, parseCidr, CidrError, type Cidr } from './networks.js';
 export { hashPassword, parsePasswordHash, verifyPassword, PasswordHashError, SCRYPT_DEFAULTS, type ParsedHash } from './passwords.js';
 export { UserDirectory, DuplicateUserError } from './users.js';
+export { SenderBinding } from './senderBinding.js';
+export { ClientRateLimit } from './clientRate.js';
 
 /** What the policy needs to know about a client: its address and, once AUTH succeeded, its user. */
 export interface ClientIdentity {
@@ -24,11 +27,13 @@ export interface ClientIdentity {
 export class AccessPolicy {
   readonly networks: NetworkList;
   readonly users: UserDirectory;
+  readonly senders: SenderBinding;
 
   /** Throws CidrError, PasswordHashError or DuplicateUserError for a configuration it cannot enforce. */
   constructor(config: Pick<RelayConfig, 'allowNetworks' | 'users'>) {
-    this.networks = new NetworkList(config.allowNetworks);
+    this.networks = new NetworkList(allowedNetworks(config));
     this.users = new UserDirectory(config.users);
+    this.senders = new SenderBinding(config);
   }
 
   /** Whether a client at this address may send without AUTH (it is in allowNetworks). */

@@ -8,7 +8,7 @@ import { createTokenSource } from '../relay/accountFactory.js';
 export function describeConfig(file: string, config: RelayConfig): string {
   return (
     `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
-    `  relays for: ${config.allowNetworks.join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
+    `  relays for: ${config.allowNetworks.map((n) => (typeof n === 'string' ? n : `${n.network} (as ${n.allowedSenders.join(', ')})`)).join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
     [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n`).join('') +
     (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '')
   );

@@ -75,6 +75,8 @@ const userSchema = z
     username: z.string().min(1),
     passwordHash: z.string().min(1).optional(),
     password: z.string().min(1).optional(),
+    /** Envelope senders this user may use (addresses or "@domains"); absent: any. */
+    allowedSenders: z.array(addressOrDomain).min(1).optional(),
   })
   .superRefine((u, ctx) => {
     if (!u.password === !u.passwordHash) {
@@ -237,23 +239,24 @@ const limitsSchema = z.strictObject({
   authFailureWindow: duration('limits.authFailureWindow').default(300_000),
   /** How long an address stays blocked after too many failed AUTH attempts. */
   authBlockDuration: duration('limits.authBlockDuration').default(900_000),
+  /** Messages a minute one client (a user, or an address without AUTH) may send; more get 451 4.7.1. Absent: no limit. */
+  messagesPerMinutePerClient: z.number().int().positive().optional(),
+});
+
+const cidr = z.string().superRefine((v, ctx) => {
+  try {
+    parseCidr(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
 });
 
 const LIMIT_DEFAULTS = { maxConnections: 200, maxConnectionsPerClient: 20, socketTimeout: 60_000, maxAuthFailures: 5, authFailureWindow: 300_000, authBlockDuration: 900_000 };
 
 export const configSchema = z.strictObject({
   listen: z.array(listenSchema).min(1, { message: 'list at least one listener, e.g. - port: 2525' }),
-  allowNetworks: z
-    .array(
-      z.string().superRefine((v, ctx) => {
-        try {
-          parseCidr(v);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        }
-      }),
-    )
-    .default([]),
+  /** CIDR networks that may relay without AUTH; an entry may bind its devices to some senders. */
+  allowNetworks: z.array(z.union([cidr, z.strictObject({ network: cidr, allowedSenders: z.array(addressOrDomain).min(1) })])).default([]),
   users: z.array(userSchema).default([]),
   maxMessageSize: z.number().int().positive().default(36_700_160),
   maxRecipients: z.number().int().positive().max(1000).default(500),

@@ -6,7 +6,7 @@ import type {
   SMTPServerOptions,
   SMTPServerSession,
 } from 'smtp-server';
-import type { AccessPolicy, AuthThrottle } from '../access/index.js';
+import { ClientRateLimit, type AccessPolicy, type AuthThrottle } from '../access/index.js';
 import type { RelayConfig } from '../config/index.js';
 import { addressKey, addressProblem } from '../mail/addresses.js';
 import type { Logger } from '../observability/logger.js';
@@ -16,7 +16,7 @@ import type { ConnectionCounter } from './connectionLimits.js';
 import { gateAuthUntilTls } from './authGate.js';
 import { disabledCommands } from './options.js';
 import { drain, receive } from './data.js';
-import { clientAddress } from './envelope.js';
+import { clientAddress, userOf } from './envelope.js';
 import { isReply, queuedReply, reply } from './replies.js';
 
 /** The configuration-derived state the handlers read; replaced whole on reload. */
@@ -172,6 +172,8 @@ export function createHandlers(ctx: HandlerContext, listener: ListenerAuth): Han
     return Boolean(args && 'SMTPUTF8' in args);
   }
 
+  const clientRate = new ClientRateLimit();
+
   const onMailFrom = guarded<[SMTPServerAddress, SMTPServerSession]>('onMailFrom', (address, session, done) => {
     const client = clientAddress(session);
     if (!ctx.rules().access.mayRelay(session)) {
@@ -182,6 +184,17 @@ export function createHandlers(ctx: HandlerContext, listener: ListenerAuth): Han
     if (senderProblem) {
       logger.info({ event: 'rejected', client, from: address.address, reason: senderProblem }, 'sender refused: address cannot be relayed');
       return done(reply(senderProblem === 'non-ascii-local-part' ? 'nonAsciiLocalPart' : 'badSenderDomain'));
+    }
+    const { access, config } = ctx.rules();
+    const who = { user: userOf(session), address: client };
+    if (!access.senders.allows(who, address.address)) {
+      logger.info({ event: 'rejected', client, user: who.user, from: address.address || '<>', reason: 'sender not allowed' }, 'sender refused: this client may not send as that address (allowedSenders)');
+      return done(reply('senderNotAllowed'));
+    }
+    // Counted at MAIL FROM: a transaction the client starts is a message it tries to send.
+    if (!clientRate.admit(who.user ?? client, performance.now(), config.limits.messagesPerMinutePerClient)) {
+      logger.info({ event: 'rejected', client, user: who.user, from: address.address || '<>', reason: 'client rate limit', messagesPerMinute: config.limits.messagesPerMinutePerClient }, 'sender slowed down: limits.messagesPerMinutePerClient reached');
+      return done(reply('clientRateLimited'));
     }
     if (!ctx.space) return done();
     const declared = (address.args && Number(address.args.SIZE)) || 0;

@@ -12,6 +12,8 @@ export const REPLIES = {
   authMechanism: [504, '5.5.4 Unrecognized authentication type'],
   encryptionRequired: [538, '5.7.11 Encryption required for requested authentication mechanism'],
   tooManyRecipients: [452, '4.5.3 Too many recipients'],
+  senderNotAllowed: [550, '5.7.1 Sender address not allowed for this client'],
+  clientRateLimited: [451, '4.7.1 Too many messages from this client, try again later'],
   // RFC 6531 3.7.4.1: a non-ASCII local part from a client that did not declare SMTPUTF8.
   nonAsciiLocalPart: [553, '5.6.7 Non-ASCII address requires SMTPUTF8 (MAIL FROM:<...> SMTPUTF8)'],
   badDomain: [553, '5.1.3 Bad destination mailbox address syntax'],

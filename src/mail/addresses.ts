@@ -33,3 +33,13 @@ export function addressProblem(address: string, smtputf8: boolean): 'non-ascii-l
   if (!smtputf8 && /[^\x00-\x7f]/.test(address.slice(0, at))) return 'non-ascii-local-part';
   return asciiDomain(address.slice(at + 1)) === null ? 'bad-domain' : null;
 }
+
+/**
+ * Whether an address is one of `entries`: an address (case-insensitive) or "@domain" for that
+ * domain exactly (not its subdomains). Entries are lower case, as the configuration stores them.
+ */
+export function matchesAddressList(entries: readonly string[], address: string): boolean {
+  const a = address.trim().toLowerCase();
+  if (!a) return false;
+  return entries.some((entry) => (entry.startsWith('@') ? a.endsWith(entry) : a === entry));
+}

@@ -1,3 +1,4 @@
+import { matchesAddressList } from '../mail/addresses.js';
 import { findField, fieldValue, parseMailbox, type HeaderBlock, type HeaderField } from './headers.js';
 
 export interface SenderPolicyConfig {
@@ -17,10 +18,7 @@ export interface SenderDecision {
 
 /** Whether the mailbox may send as this address: itself, a listed address, or a listed @domain. */
 export function maySendAs(policy: SenderPolicyConfig, address: string): boolean {
-  const a = address.trim().toLowerCase();
-  if (!a) return false;
-  if (a === policy.mailbox.toLowerCase()) return true;
-  return policy.sendAs.some((entry) => (entry.startsWith('@') ? a.endsWith(entry) : a === entry));
+  return matchesAddressList([policy.mailbox.toLowerCase(), ...policy.sendAs], address);
 }
 
 /**
