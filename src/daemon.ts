@@ -1,10 +1,11 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { RelayConfig } from './config/index.js';
+import { accountsOf, type RelayConfig } from './config/index.js';
 import { createListener } from './listener/index.js';
 import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
+import { CredentialWatch } from './oauth/credentialExpiry.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
 import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, takeAdminActions, watchWakeups, type SpoolLock } from './spool/index.js';
@@ -104,6 +105,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   const rescanTimer = setInterval(onWake, RESCAN_INTERVAL_MS);
   rescanTimer.unref();
 
+  const credentials = new CredentialWatch(logger);
   const space = new SpaceGuard(config.spool.dir, config.spool.minFreeSpace);
   const listener = createListener({ config, sink: spool, logger, space });
   let addresses: Array<{ host: string; port: number }>;
@@ -113,9 +115,9 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     if (config.http) {
       const metrics = options.metrics;
       if (!metrics) throw new Error('http is configured but no metrics were given to startRelay');
-      metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections(), signins: () => signins(worker) });
+      metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections(), signins: () => signins(worker), credentials: () => credentials.list() });
       const { host, port } = config.http;
-      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker) }).catch((err: unknown) => {
+      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker, credentials) }).catch((err: unknown) => {
         throw isErrno(err) ? bindProblem('http.port', host, port, err) : err;
       });
     }
@@ -126,6 +128,8 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     await worker.stop(0);
     throw err;
   }
+  // After the start line: an expiring credential is said once the relay is known to run.
+  queueMicrotask(() => credentials.watch(accountsOf(config).values()));
   logger.info(
     { event: 'listening', addresses, mailbox: config.microsoft365.mailbox, smtpHost: config.microsoft365.smtpHost, accounts: Object.keys(config.accounts).length + 1, routes: config.routes.length },
     'm365-relay is running',
@@ -148,6 +152,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
         throw err;
       }
       plan.apply();
+      credentials.watch(accountsOf(next).values());
       const m365Changed = JSON.stringify(next.microsoft365) !== JSON.stringify(config.microsoft365);
       const accountsChanged = JSON.stringify(next.accounts) !== JSON.stringify(config.accounts);
       config = next;
@@ -158,6 +163,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
         logger.info({ event: 'stopping' }, 'stopping: no new connections; finishing what is under way');
         stopWatching();
         clearInterval(rescanTimer);
+        credentials.stop();
         await listener.close(options.listenerGraceMs ?? 10_000);
         await worker.stop(options.deliveryGraceMs ?? 20_000);
         await http?.close();
@@ -198,14 +204,15 @@ function signins(worker: RelayWorker): Record<string, string | null> {
   return out;
 }
 
-function readiness(spool: Spool, worker: RelayWorker) {
+function readiness(spool: Spool, worker: RelayWorker, credentials: CredentialWatch) {
   let probe: { at: number; result: { ok: boolean; error: string | null } } | null = null;
   return async () => {
     if (!probe || Date.now() - probe.at > SPOOL_PROBE_CACHE_MS) probe = { at: Date.now(), result: await spool.probeWritable() };
     const lanes = worker.health();
     const tokens = Object.fromEntries(Object.entries(lanes).map(([name, h]) => [name, { ...h.token, pausedUntil: h.pausedUntil, waiting: h.waiting, inFlight: h.inFlight }]));
     const token = { ...lanes.default?.token, ok: Object.values(lanes).every((h) => h.token.ok), accounts: tokens };
-    return { spool: probe.result, token, upstream: { ...worker.upstreamHealth() } };
+    const known = credentials.list().map((c) => ({ ...c, expiresInSeconds: Math.round((Date.parse(c.expiresAt) - Date.now()) / 1000) }));
+    return { spool: probe.result, token, upstream: { ...worker.upstreamHealth() }, credentials: { ok: known.every((c) => c.expiresInSeconds > 0), known } };
   };
 }
 

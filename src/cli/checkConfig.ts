@@ -2,6 +2,7 @@
 // upstream checked for real, each failure with its fix.
 import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
+import { credentialsOf, describeExpiry, expiryState } from '../oauth/credentialExpiry.js';
 import { silentLogger } from '../observability/logger.js';
 import { createTokenSource } from '../relay/accountFactory.js';
 
@@ -9,9 +10,17 @@ export function describeConfig(file: string, config: RelayConfig): string {
   return (
     `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
     `  relays for: ${config.allowNetworks.map((n) => (typeof n === 'string' ? n : `${n.network} (as ${n.allowedSenders.join(', ')})`)).join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
-    [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n`).join('') +
+    [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n${describeCredentials(a)}`).join('') +
     (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '')
   );
+}
+
+/** Known credential expiries, with a warning mark inside 30 days (the relay alerts then too). */
+function describeCredentials(a: AccountConfig): string {
+  const now = Date.now();
+  return credentialsOf(a)
+    .map((c) => `    ${expiryState(c.expiresAt, now).band === null ? '' : 'WARNING: '}${describeExpiry(c, now)}\n`)
+    .join('');
 }
 
 function describeTransport(a: AccountConfig): string {

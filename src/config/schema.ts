@@ -145,6 +145,18 @@ const accountSchema = z
     throttlePause: duration('throttlePause').default(30_000),
     /** How long the mailbox rests after the daily recipient quota (554 5.2.0 SubmissionQuotaExceeded). */
     quotaPause: duration('quotaPause').default(3_600_000),
+    /** When the client secret expires, as Entra shows it (2027-05-01): the relay warns 30, 7 and 1 days before. */
+    clientSecretExpires: z
+      .union([z.string(), z.date()])
+      .transform((v, ctx) => {
+        const at = v instanceof Date ? v.getTime() : Date.parse(v);
+        if (Number.isNaN(at)) {
+          ctx.addIssue({ code: 'custom', message: 'must be a date such as 2027-05-01 (the expiry Entra shows for the secret)' });
+          return z.NEVER;
+        }
+        return new Date(at).toISOString();
+      })
+      .optional(),
     /**
      * transport graph: what happens to a message Graph cannot take intact (a body part over its 4 MB
      * request limit). graph: it fails with that reason; smtp: it goes out over SMTP AUTH instead

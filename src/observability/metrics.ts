@@ -8,6 +8,8 @@ export interface MetricSources {
   connections(): Record<string, number>;
   /** Delegated (device-code) accounts: when each sign-in lapses unless renewed (ISO time), null once lost or unknown. */
   signins?(): Record<string, string | null>;
+  /** Client secrets and certificates whose expiry is known (ISO times). */
+  credentials?(): Array<{ account: string; kind: string; expiresAt: string }>;
 }
 
 /**
@@ -86,6 +88,17 @@ export class RelayMetrics {
       const signins = this.sources?.signins?.() ?? {};
       this.signinGauge.reset();
       for (const [account, at] of Object.entries(signins)) this.signinGauge.set({ account }, at ? Math.max(0, (Date.parse(at) - Date.now()) / 1000) : 0);
+    },
+  });
+
+  private readonly credentialGauge = new Gauge({
+    name: 'm365relay_credential_expires_in_seconds',
+    help: 'Client secrets (clientSecretExpires) and certificates (notAfter): seconds until each expires (negative once expired)',
+    labelNames: ['account', 'kind'],
+    registers: [this.registry],
+    collect: () => {
+      this.credentialGauge.reset();
+      for (const c of this.sources?.credentials?.() ?? []) this.credentialGauge.set({ account: c.account, kind: c.kind }, Math.round((Date.parse(c.expiresAt) - Date.now()) / 1000));
     },
   });
 
