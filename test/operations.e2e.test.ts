@@ -36,7 +36,7 @@ describe('operations', () => {
     const ready = await get(httpPort, '/readyz');
     assert.equal(ready.status, 200, ready.body);
     const readyBody = JSON.parse(ready.body) as { ready: boolean; checks: Record<string, { ok: boolean }> };
-    assert.deepEqual(Object.keys(readyBody.checks).sort(), ['spool', 'token', 'upstream']);
+    assert.deepEqual(Object.keys(readyBody.checks).sort(), ['credentials', 'spool', 'token', 'upstream']);
 
     await sendMessage(relay.port, { from: 'alerts@contoso.com', raw: sampleMessage({ from: 'alerts@contoso.com' }) });
     await relay.waitForLog('the delivery', (l) => l.event === 'delivered');
