@@ -3,7 +3,7 @@
 // daemon's log, and the spool keeps one owner (user and process).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
@@ -103,6 +103,14 @@ test('spool lock: a live owner refuses a second one; judged by /proc on this mac
   assert.equal((await inspectSpoolLock(tmp.dir))?.state, 'alive');
   await lock.release();
   assert.equal(await inspectSpoolLock(tmp.dir), null);
+
+  // A lock file someone emptied (not a relay: it writes the file whole) is taken over once stale.
+  writeFileSync(join(tmp.dir, 'lock'), '');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(join(tmp.dir, 'lock'), old, old);
+  const taken = await acquireSpoolLock(tmp.dir);
+  assert.equal((await inspectSpoolLock(tmp.dir))?.owner.pid, process.pid);
+  await taken.release();
 
   const owner: LockOwner = { pid: 4242, host: 'h', bootId: 'boot', pidNamespace: 'pid:[1]', startTicks: '100', startedAt: '', nonce: 'n' };
   const here = { bootId: 'boot', pidNamespace: 'pid:[1]', heartbeatAgeMs: 0 };

@@ -47,8 +47,9 @@ export class SpoolLockedError extends Error {
   ) {
     const where = owner.host === hostname() ? '' : ` on ${owner.host}`;
     super(
-      `spool ${dir} is in use by pid ${owner.pid}${where} (running since ${owner.startedAt}); ` +
-        'stop that relay first, or give this one another spool.dir',
+      owner.nonce === ''
+        ? `spool ${dir} has a lock file (${join(dir, LOCK_FILE)}) that cannot be read and was written just now; try again in a few seconds`
+        : `spool ${dir} is in use by pid ${owner.pid}${where} (running since ${owner.startedAt}); stop that relay first, or give this one another spool.dir`,
     );
   }
 }
@@ -124,11 +125,18 @@ export async function inspectSpoolLock(dir: string): Promise<{ owner: LockOwner;
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-  if (!owner) return null;
+  const heartbeatAgeMs = Date.now() - mtimeMs;
+  // A lock file that cannot be read (emptied or damaged by hand or by a disk fault; a relay writes
+  // it whole) is nobody's once it is a few seconds old.
+  if (!owner) return { owner: UNREADABLE_OWNER, state: heartbeatAgeMs > UNREADABLE_GRACE_MS ? 'dead' : 'alive' };
   const me = selfIdentity();
-  const state = judgeOwner(owner, { bootId: me.bootId, pidNamespace: me.pidNamespace, startTicksOf, heartbeatAgeMs: Date.now() - mtimeMs });
+  const state = judgeOwner(owner, { bootId: me.bootId, pidNamespace: me.pidNamespace, startTicksOf, heartbeatAgeMs });
   return { owner, state };
 }
+
+/** Stands for the owner of a lock file that cannot be read (its nonce matches no real owner's). */
+const UNREADABLE_OWNER: LockOwner = { pid: 0, host: 'unknown', bootId: '', pidNamespace: '', startTicks: '', startedAt: 'unknown', nonce: '' };
+const UNREADABLE_GRACE_MS = 5_000;
 
 function lockPath(dir: string): string {
   return join(dir, LOCK_FILE);
@@ -165,8 +173,9 @@ async function takeOver(dir: string, dead: LockOwner): Promise<void> {
     return; // the other taker goes first; the caller looks again
   }
   try {
-    const current = await readOwner(dir);
-    if (current?.nonce === dead.nonce) await unlink(lockPath(dir)).catch(() => undefined);
+    const current = await readOwner(dir).catch(() => undefined);
+    const stillDead = dead.nonce === '' ? current === null : current?.nonce === dead.nonce;
+    if (stillDead) await unlink(lockPath(dir)).catch(() => undefined);
   } finally {
     await unlink(guard).catch(() => undefined);
   }
