@@ -137,6 +137,7 @@ export class AccountLane {
     return this.waiting.drain();
   }
 
+  /** Messages waiting and in flight. */
   get size(): number {
     return this.waiting.size + this.inFlight.size;
   }

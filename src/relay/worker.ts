@@ -61,6 +61,8 @@ export class RelayWorker {
   /** Replaced whole on reload (SIGHUP). */
   private config: RelayConfig;
   private running = false;
+  /** Aborted by stop(): ends the retries of spool writes (recovery finishes them at the next start). */
+  private readonly stopping = new AbortController();
   private readonly clock: Clock;
 
   /** Throws AccountSetupError (or TokenError for an unreadable certificate) when an account cannot be set up. */
@@ -173,11 +175,6 @@ export class RelayWorker {
     };
   }
 
-  /** prepareReconfigure(config).apply(). */
-  reconfigure(config: RelayConfig): void {
-    this.prepareReconfigure(config).apply();
-  }
-
   /** A removed account's waiting mail moves to the default account's lane. */
   private retired(lane: AccountLane): void {
     const waiting = lane.drainWaiting();
@@ -188,16 +185,13 @@ export class RelayWorker {
     );
   }
 
-  get queueSize(): number {
-    return this.lanes.all().reduce((sum, lane) => sum + lane.size, 0);
-  }
-
   /**
    * Stops taking messages; lets deliveries under way finish for up to `graceMs`, then closes the
    * upstream connections (those messages are retried after the restart).
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.running = false;
+    this.stopping.abort(new Error('relay is stopping'));
     const lanes = this.lanes.all();
     for (const lane of lanes) lane.halt('relay is stopping');
     const all = Promise.all(lanes.map((lane) => lane.settled()));
@@ -277,7 +271,7 @@ export class RelayWorker {
       crashPoint('after-upstream-accept');
       if (index < batches.length - 1) {
         const checkpoint = { ...meta, recipients };
-        if (!(await this.persist(lane, meta.id, 'checkpoint', () => this.options.spool.checkpoint(checkpoint)))) return { next: 'done' };
+        if (!(await this.persist(meta.id, 'the progress (recipients done)', () => this.options.spool.checkpoint(checkpoint)))) return { next: 'done' };
       }
     }
     const decision = decideOutcome({
@@ -376,10 +370,10 @@ export class RelayWorker {
 
     switch (verdict.action) {
       case 'complete':
-        await this.persist(lane, meta.id, 'complete', () => spool.complete(meta.id));
+        await this.persist(meta.id, 'the delivery', () => spool.complete(meta.id));
         return { next: 'done' };
       case 'fail': {
-        const recorded = await this.persist(lane, meta.id, 'fail', () => spool.fail(decision.meta));
+        const recorded = await this.persist(meta.id, 'the failure', () => spool.fail(decision.meta));
         const advice = verdict.class === 'send-as-denied' ? sendAsAdvice(meta.envelope.from, lane.account.mailbox) : undefined;
         if (advice) lane.alerts.raise(`send-as:${meta.envelope.from}`, { msgId: meta.id, account, from: meta.envelope.from, advice }, `Exchange refused to send as ${meta.envelope.from}: ${advice}`);
         this.log.warn(
@@ -390,7 +384,7 @@ export class RelayWorker {
         return { next: 'done' };
       }
       case 'defer': {
-        if (!(await this.persist(lane, meta.id, 'defer', () => spool.defer(decision.meta)))) return { next: 'done' };
+        if (!(await this.persist(meta.id, 'the deferral', () => spool.defer(decision.meta)))) return { next: 'done' };
         this.log.info(
           { ...about, event: 'deferred', to: stillPending, reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, nextAttemptAt: decision.meta.nextAttemptAt, retryIn: formatDuration(verdict.delayMs) },
           'delivery deferred',
@@ -398,7 +392,7 @@ export class RelayWorker {
         return { next: 'retry-at', at: this.clock.now() + verdict.delayMs };
       }
       case 'requeue': {
-        if (!(await this.persist(lane, meta.id, 'requeue', () => spool.defer(decision.meta)))) return { next: 'done' };
+        if (!(await this.persist(meta.id, 'the return to the queue', () => spool.defer(decision.meta)))) return { next: 'done' };
         this.log.info(
           { ...about, event: 'deferred', to: stillPending, reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, accountHold: true },
           'not delivered: the account is holding; the message keeps its place',
@@ -436,37 +430,29 @@ export class RelayWorker {
 
   /**
    * Runs a spool write until it lands: an outcome that the disk refused (ENOSPC, EIO) must not
-   * leave the message in active/. False only when the relay stops first (recovery then returns
-   * the message to the queue).
+   * leave the message in active/. Only the relay stopping ends the retries (not a reload that
+   * retires the account: the message would stay in active/ until the next start); then false, and
+   * recovery returns the message to the queue.
    */
-  private async persist(lane: AccountLane, id: string, what: string, write: () => Promise<void>): Promise<boolean> {
+  private async persist(id: string, what: string, write: () => Promise<void>): Promise<boolean> {
     for (let delay = PERSIST_RETRY_MS.first; ; delay = Math.min(delay * 2, PERSIST_RETRY_MS.max)) {
       try {
         await write();
         return true;
       } catch (err) {
-        this.log.error({ event: 'alert', alert: 'spool-write', msgId: id, account: lane.name, step: what, err, retryIn: formatDuration(delay) }, `cannot record the outcome (${what}) of ${id} in the spool; retrying`);
+        this.log.error({ event: 'alert', alert: 'spool-write', msgId: id, step: what, err, retryIn: formatDuration(delay) }, `cannot record ${what} of ${id} in the spool; retrying`);
       }
       try {
-        await sleep(delay, lane.signal);
+        await sleep(delay, this.stopping.signal);
       } catch {
         return false;
       }
     }
   }
 
-  /** Moves an unreadable message aside (never the account's fault) with an alert that names it. */
+  /** Moves an unreadable message aside (never the account's fault); the spool logs the alert that names it. */
   private async quarantine(state: 'queue' | 'active', id: string, err: unknown): Promise<void> {
-    for (let delay = PERSIST_RETRY_MS.first; ; delay = Math.min(delay * 2, PERSIST_RETRY_MS.max)) {
-      try {
-        await this.options.spool.quarantine(state, id, err);
-        return;
-      } catch (moveErr) {
-        this.log.error({ event: 'alert', alert: 'spool-write', msgId: id, step: 'quarantine', err: moveErr }, `cannot move ${id} to corrupt/; retrying`);
-      }
-      if (!this.running) return;
-      await new Promise((resolve) => setTimeout(resolve, delay).unref());
-    }
+    await this.persist(id, 'the move to corrupt/', () => this.options.spool.quarantine(state, id, err));
   }
 }
 

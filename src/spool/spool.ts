@@ -155,11 +155,6 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     }
   }
 
-  /** Puts a claimed message back unchanged (shutdown before it was attempted). */
-  async release(id: string): Promise<void> {
-    await this.moveMeta('active', 'queue', id);
-  }
-
   /**
    * Delivered to every recipient: the message leaves the spool. The fsync keeps a power cut from
    * bringing it back (which would send it twice).
