@@ -30,7 +30,9 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
 # M365_RELAY_HEALTH_URL: where the HEALTHCHECK asks; change it with the config's http section.
+# MALLOC_ARENA_MAX and the ENTRYPOINT's --max-semi-space-size: the runtime tuning of dist/cli.js's first line.
 ENV NODE_ENV=production \
+    MALLOC_ARENA_MAX=2 \
     M365_RELAY_HEALTH_URL=http://127.0.0.1:9465/healthz
 WORKDIR /app
 # A fixed uid/gid (10025), so that a bind-mounted spool or config can be given to it on the host.
@@ -52,5 +54,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # `docker stop` sends SIGTERM; give it --stop-timeout 45 (the default 10 s is shorter than the
 # relay's 30 s of grace for transactions and deliveries under way).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]
 CMD ["run", "--config", "/etc/m365-relay/relay.yaml"]

@@ -90,6 +90,22 @@ export class SmtpSession {
 }
 
 /** A message of about `size` bytes, with no line starting with a dot. */
+/** A message of about `size` bytes whose bulk is one base64 attachment (what a scanner sends). */
+export function makeAttachmentMessage(size, from = 'bench@contoso.com', to = 'sink@contoso.com', tag = '') {
+  const boundary = 'bench-boundary-0123456789';
+  const header =
+    `From: ${from}\r\nTo: ${to}\r\nSubject: bench ${tag}\r\nDate: Mon, 23 Nov 2026 08:00:00 +0000\r\nMessage-ID: <${tag || Math.random().toString(36).slice(2)}@bench>\r\n` +
+    `MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="${boundary}"\r\n\r\n` +
+    `--${boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nScanned document attached.\r\n` +
+    `--${boundary}\r\nContent-Type: application/pdf; name="scan.pdf"\r\nContent-Disposition: attachment; filename="scan.pdf"\r\nContent-Transfer-Encoding: base64\r\n\r\n`;
+  const trailer = `\r\n--${boundary}--\r\n`;
+  const encodedSize = Math.max(76, size - header.length - trailer.length);
+  const raw = Buffer.alloc(Math.floor((encodedSize * 76) / 78 / 4) * 3);
+  for (let i = 0; i < raw.length; i++) raw[i] = (i * 2654435761) >>> 24; // not all zeros: no accidental compression anywhere
+  const lines = raw.toString('base64').match(/.{1,76}/g).join('\r\n');
+  return Buffer.from(header + lines + trailer, 'latin1');
+}
+
 export function makeMessage(size, from = 'bench@contoso.com', to = 'sink@contoso.com', tag = '') {
   const header = `From: ${from}\r\nTo: ${to}\r\nSubject: bench ${tag}\r\nDate: Mon, 23 Nov 2026 08:00:00 +0000\r\nMessage-ID: <${tag || Math.random().toString(36).slice(2)}@bench>\r\n\r\n`;
   const line = 'The quick brown fox jumps over the lazy dog 0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n';

@@ -1,4 +1,7 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2
+// The line above is the relay's runtime tuning (the systemd unit and the Docker image repeat it;
+// test/packaging.test.ts keeps them equal): at most two malloc arenas and a 2 MiB young generation
+// take about 15-20 MiB off the idle footprint at no measurable CPU cost (bench/README.md).
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';

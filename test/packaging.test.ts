@@ -106,7 +106,7 @@ describe('systemd unit: the directives the issue asks for', () => {
     assert.equal(configDir, '/etc/m365-relay');
     assert.equal(stateDir, '/var/lib/m365-relay');
     assert.equal(one(UNIT, S, 'WorkingDirectory'), stateDir);
-    assert.deepEqual(exec.slice(0, 3), [INSTALLED_NODE, INSTALLED_CLI, 'run']);
+    assert.deepEqual(exec.filter((w) => !w.startsWith('--max-')).slice(0, 3), [INSTALLED_NODE, INSTALLED_CLI, 'run']);
     assert.equal(config, '/etc/m365-relay/relay.yaml');
     assert.match(one(UNIT, S, 'ExecStartPre'), /dist\/cli\.js check-config --config \$\{CONFIGURATION_DIRECTORY\}\/relay\.yaml$/);
     // The example configuration's spool is inside the state directory (ProtectSystem=strict makes the rest read-only).
@@ -398,6 +398,34 @@ interface ExampleConfig {
 }
 const exampleConfig = () => parse(read('config/relay.example.yaml')) as ExampleConfig;
 
+/**
+ * The relay's runtime tuning (environment and Node.js flags), from dist/cli.js's
+ * `#!/usr/bin/env -S VAR=value node --flag` line: the source the bench also measures with.
+ */
+const SHIPPED_RUNTIME = (() => {
+  const words = /^#!\/usr\/bin\/env -S (.+)$/.exec(read('src/cli.ts').split('\n', 1)[0] ?? '')?.[1]?.split(/\s+/) ?? [];
+  const nodeAt = words.indexOf('node');
+  assert.ok(nodeAt >= 0, "src/cli.ts's first line runs node through env -S");
+  return { env: Object.fromEntries(words.slice(0, nodeAt).map((w) => w.split('=') as [string, string])), nodeFlags: words.slice(nodeAt + 1) };
+})();
+
+describe('runtime tuning: the executable, the unit and the image run the relay alike', () => {
+  test("the systemd unit and the Docker image use the environment and Node.js flags of the executable's first line", () => {
+    assert.ok(SHIPPED_RUNTIME.nodeFlags.length > 0 && Object.keys(SHIPPED_RUNTIME.env).length > 0);
+    const { exec } = unitLayout();
+    assert.deepEqual(exec.slice(1, 1 + SHIPPED_RUNTIME.nodeFlags.length), SHIPPED_RUNTIME.nodeFlags, 'ExecStart passes the same flags to node');
+    const unitEnv = Object.assign({}, ...all(UNIT, S, 'Environment').map((e) => envPairs(e))) as Record<string, string>;
+    const image = imageEnv();
+    for (const [key, value] of Object.entries(SHIPPED_RUNTIME.env)) {
+      assert.equal(unitEnv[key], value, `the unit sets ${key}=${value}`);
+      assert.equal(image[key], value, `the image sets ${key}=${value}`);
+    }
+    // Accepted by this node: a typo in a flag would stop every start.
+    const run = spawnSync(process.execPath, [...SHIPPED_RUNTIME.nodeFlags, '-e', '0'], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+  });
+});
+
 describe('Dockerfile', () => {
   test('multi-stage: named stages; the final one has production dependencies only and no sources', () => {
     assert.ok(STAGES.length >= 2, 'at least a build and a runtime stage');
@@ -453,7 +481,7 @@ describe('Dockerfile', () => {
     );
     assert.deepEqual(finalOf('EXPOSE').map((e) => e.args), ['2525']);
     assert.deepEqual(example.listen.map((l) => l.port), [2525]);
-    assert.deepEqual(execForm(lastOf('ENTRYPOINT').args), ['node', 'dist/cli.js']);
+    assert.deepEqual(execForm(lastOf('ENTRYPOINT').args), ['node', ...SHIPPED_RUNTIME.nodeFlags, 'dist/cli.js']);
     assert.equal(lastOf('WORKDIR').args, '/app');
     assert.deepEqual(execForm(lastOf('CMD').args), ['run', '--config', unitLayout().config]);
     assert.equal(lastOf('STOPSIGNAL').args, 'SIGTERM');
