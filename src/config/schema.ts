@@ -156,7 +156,7 @@ const accountSchema = z
     maxConnections: z.number().int().min(1).max(16).optional(),
     /** Recipients per upstream transaction: more are sent as several transactions (a mailbox takes 500 by default, HVE 50). */
     maxRecipientsPerMessage: z.number().int().min(1).max(1000).optional(),
-    /** The largest message the account may send; a larger one routed to it is refused at DATA (552). Default: 35 MB, HVE 10 MB. */
+    /** The largest message the account may send; a larger one routed to it is refused at DATA (552). Default: none (maxMessageSize applies), HVE 10 MB. */
     maxMessageSize: size('maxMessageSize').optional(),
     /**
      * Renew a cached token when less than this is left of its life. Default 5 minutes (msal's own

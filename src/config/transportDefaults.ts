@@ -24,7 +24,8 @@ export interface TransportDefaults {
   rateLimit: { messages: number; perSeconds: number };
   maxConnections: number;
   maxRecipientsPerMessage: number;
-  maxMessageSize: number;
+  /** null: no limit of the account's own (the listener's maxMessageSize applies). */
+  maxMessageSize: number | null;
   tokenRenewBefore: number;
 }
 
@@ -45,7 +46,9 @@ const MAILBOX: TransportDefaults = {
   rateLimit: { messages: 30, perSeconds: 60 }, // [limits] message rate limit
   maxConnections: 3, // Exchange Online's concurrent SMTP AUTH sessions per mailbox
   maxRecipientsPerMessage: 500, // [limits] default recipient limit
-  maxMessageSize: 35 * MB, // [limits] default MaxSendSize
+  // The mailbox's send limit (35 MB by default [limits]) is its administrator's setting; the
+  // listener's maxMessageSize is where the relay bounds it.
+  maxMessageSize: null,
   tokenRenewBefore: DEFAULT_TOKEN_RENEW_BEFORE_MS,
 };
 
