@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
-import { formatQueueTable, formatShow, toCorruptItem, toListItem } from './cli/queueList.js';
+import { formatQueueTable, formatShow, groupParts, toCorruptItem, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
@@ -335,7 +335,7 @@ async function queue(args: string[]): Promise<number> {
   await checkSpoolOwner(config.spool.dir);
   const spool = await Spool.open(config.spool.dir, silentLogger());
   if (sub === 'list') {
-    const items = [...(await spool.list()).map(toListItem), ...(await spool.listCorrupt()).map(toCorruptItem)];
+    const items = [...groupParts((await spool.list()).map(toListItem)), ...(await spool.listCorrupt()).map(toCorruptItem)];
     process.stdout.write(values.json ? `${JSON.stringify(items, null, 2)}\n` : `${formatQueueTable(items)}\n`);
     return 0;
   }

@@ -36,3 +36,29 @@ test('classify: configuration problems carry advice for the administrator', () =
   const result = classify({ responseCode: 535, response: '535 5.7.139 Authentication unsuccessful, basic authentication is disabled.' });
   assert.match(result.advice ?? '', /SmtpClientAuthenticationDisabled/);
 });
+
+// High Volume Email (smtp.hve.mx.microsoft): its own replies, each with the relay's action.
+const hveCases: Array<[string, Parameters<typeof classify>[0], string, string, 'account' | 'message']> = [
+  ['token close to expiry at AUTH: renew and retry at once, the account\'s, never the message\'s', { code: 'EAUTH', responseCode: 501, response: '501 5.5.127 Authentication unsuccessful. Token will expire soon', stage: 'session' }, 'token-rejected', 'token-expiring-soon', 'account'],
+  ['token close to expiry, 535 5.7.142 spelling', { code: 'EAUTH', responseCode: 535, response: '535 5.7.142 Token will expire soon' }, 'token-rejected', 'token-expiring-soon', 'account'],
+  ['expired token', { code: 'EAUTH', responseCode: 535, response: '535 5.7.143 Expired token' }, 'token-rejected', 'token-rejected', 'account'],
+  ['external recipient refused at RCPT: that recipient fails for good', { code: 'EENVELOPE', responseCode: 550, response: '550 5.5.105 External recipients are not allowed for High Volume Email', stage: 'envelope' }, 'permanent', 'hve-external-recipient', 'message'],
+  ['app not allowed on the HVE account', { code: 'EAUTH', responseCode: 550, response: '550 5.7.240 The application is not allowed for use with this High Volume Email account' }, 'configuration', 'hve-app-not-allowed', 'account'],
+  ['API permission missing', { code: 'EAUTH', responseCode: 535, response: '535 5.7.144 XOAUTH2 authentication failed. Invalid API permission' }, 'configuration', 'hve-api-permission', 'account'],
+  ['malformed XOAUTH2', { code: 'EAUTH', responseCode: 501, response: '501 5.5.123 Invalid XOAUTH2 argument' }, 'configuration', 'xoauth2-invalid', 'account'],
+  ['HVE size limit', { responseCode: 552, response: '552 5.3.4 Message size exceeds the High Volume Email limit', stage: 'data' }, 'permanent', 'message-too-large', 'message'],
+  ['too many recipients for one transaction: that recipient waits', { responseCode: 452, response: '452 4.5.3 Too many recipients', stage: 'envelope' }, 'transient', 'temporary-failure', 'message'],
+];
+
+for (const [name, failure, expectedClass, reason, scope] of hveCases) {
+  test(`classify (HVE): ${name}`, () => {
+    const result = classify(failure);
+    assert.deepEqual([result.class, result.reason, result.scope], [expectedClass, reason, scope]);
+  });
+}
+
+test('classify (HVE): the external-recipient refusal says to route external recipients through a mailbox', () => {
+  const result = classify({ responseCode: 550, response: '550 5.5.105 External recipients are not allowed', stage: 'envelope' });
+  assert.match(result.advice ?? '', /mailbox account/);
+  assert.match(classify({ responseCode: 550, response: '550 5.7.240 The application is not allowed' }).advice ?? '', /Add-HVEAppAccess/);
+});

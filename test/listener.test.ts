@@ -397,6 +397,7 @@ function faultySink(fail: 'write' | 'write-without-reading' | 'commit' | 'incomi
         async commit() {
           if (fail === 'commit') throw new SpoolWriteError('injected: ENOSPC on the metadata file');
           state.committed++;
+          return [];
         },
         async abort() {
           state.aborted++;

@@ -11,8 +11,23 @@ export function describeConfig(file: string, config: RelayConfig): string {
     `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
     `  relays for: ${config.allowNetworks.map((n) => (typeof n === 'string' ? n : `${n.network} (as ${n.allowedSenders.join(', ')})`)).join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
     [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n${describeCredentials(a)}`).join('') +
-    (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '')
+    (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '') +
+    hveWithoutRoute(config)
   );
+}
+
+/** An HVE account takes internal recipients only: warn when routes give it others, or nothing. */
+function hveWithoutRoute(config: RelayConfig): string {
+  return [...accountsOf(config).values()]
+    .filter((a) => a.transport === 'hve')
+    .map((a) => {
+      const routes = config.routes.filter((r) => r.account === a.name);
+      const broad = a.name === 'default' ? 'it is the default account' : routes.some((r) => r.recipientDomain === undefined) ? 'a user, network or sender route names it' : null;
+      if (broad) return `  WARNING: account ${a.name} is High Volume Email (internal recipients only) but ${broad}, so it gets external recipients too, which HVE refuses (550 5.5.105): route it with recipientDomain: [your internal domains] and send the rest through a mailbox account\n`;
+      if (routes.length === 0) return `  WARNING: account ${a.name} is High Volume Email but no route sends it mail: add a route with recipientDomain: [your internal domains] and account: ${a.name}\n`;
+      return '';
+    })
+    .join('');
 }
 
 /** Known credential expiries, with a warning mark inside 30 days (the relay alerts then too). */
@@ -24,10 +39,18 @@ function describeCredentials(a: AccountConfig): string {
 }
 
 function describeTransport(a: AccountConfig): string {
-  return a.transport === 'graph' ? `Graph ${a.graphHost}` : `${a.smtpHost}:${a.smtpPort}`;
+  if (a.transport === 'graph') return `Graph ${a.graphHost}`;
+  if (a.transport !== 'hve') return `${a.smtpHost}:${a.smtpPort}`;
+  const mb = (bytes: number) => `${Math.round((bytes / 1024 / 1024) * 10) / 10} MB`;
+  return (
+    `High Volume Email ${a.smtpHost}:${a.smtpPort} (internal recipients only: route external ones to a mailbox account; ` +
+    `${a.maxRecipientsPerMessage} recipients a transaction, messages up to ${a.maxMessageSize === null ? 'maxMessageSize' : mb(a.maxMessageSize)}, ` +
+    `token renewed ${Math.round(a.tokenRenewBefore / 60_000)} min before expiry)`
+  );
 }
 
 function describeRoute(r: RouteConfig): string {
+  if (r.recipientDomain !== undefined) return `recipients in ${r.recipientDomain.join(', ')}`;
   return r.user !== undefined ? `user ${r.user}` : r.network !== undefined ? `network ${r.network}` : `sender ${r.sender ?? ''}`;
 }
 

@@ -13,8 +13,14 @@ export interface QueueListItem {
   nextAttemptAt: string | null;
   /** The Microsoft 365 account the message was routed to (`default` when none was recorded). */
   account: string;
-  /** The rule that chose it ("user scanner", "network 10.1.0.0/16", "sender @ops.contoso.com", "default"); null for messages queued before routing. */
+  /** The rule that chose it ("user scanner", "network 10.1.0.0/16", "sender @ops.contoso.com", "recipientDomain contoso.com", "default"); null for messages queued before routing. */
   route: string | null;
+  /**
+   * For a part of a message whose recipients were routed to different accounts: the id the client
+   * was given (its parent), and which part this is. null for an unsplit message.
+   */
+  parent: string | null;
+  part: { index: number; of: number } | null;
 }
 
 export function toListItem(entry: SpoolEntry): QueueListItem {
@@ -32,7 +38,19 @@ export function toListItem(entry: SpoolEntry): QueueListItem {
     nextAttemptAt: state === 'hold' || state === 'failed' ? null : meta.nextAttemptAt,
     account: accountOf(meta),
     route: meta.route?.rule ?? null,
+    ...splitOf(meta),
   };
+}
+
+function splitOf(meta: MessageMeta | null): Pick<QueueListItem, 'parent' | 'part'> {
+  const split = meta?.split;
+  return split ? { parent: split.parent, part: { index: split.part, of: split.of } } : { parent: null, part: null };
+}
+
+/** Oldest first, the parts of a split message together under their parent's place, in part order. */
+export function groupParts(items: QueueListItem[]): QueueListItem[] {
+  const key = (i: QueueListItem) => `${i.parent ?? i.id}/${String(i.part?.index ?? 0).padStart(4, '0')}`;
+  return [...items].sort((a, b) => key(a).localeCompare(key(b)));
 }
 
 /** An entry of corrupt/: what its metadata still says, or only its id and the problem. */
@@ -48,13 +66,15 @@ export function toCorruptItem(entry: { id: string; meta: MessageMeta | null; pro
     nextAttemptAt: null,
     account: meta ? accountOf(meta) : '-',
     route: meta?.route?.rule ?? null,
+    ...splitOf(meta),
   };
 }
 
 export function formatQueueTable(items: QueueListItem[]): string {
   if (items.length === 0) return 'The queue is empty.';
-  const rows = items.map((i) => [i.id, i.state, String(i.attempts), i.account, i.from || '<>', i.recipients.join(','), i.nextAttemptAt ?? '-', i.lastError ?? '']);
-  const head = ['ID', 'STATE', 'TRIES', 'ACCOUNT', 'FROM', 'RECIPIENTS', 'NEXT ATTEMPT', 'LAST ERROR'];
+  // A split message's parts are listed together, each with its parent id and part number.
+  const rows = items.map((i) => [i.id, i.state, String(i.attempts), i.account, i.from || '<>', i.recipients.join(','), i.parent && i.part ? `${i.parent} ${i.part.index}/${i.part.of}` : '-', i.nextAttemptAt ?? '-', i.lastError ?? '']);
+  const head = ['ID', 'STATE', 'TRIES', 'ACCOUNT', 'FROM', 'RECIPIENTS', 'PART OF', 'NEXT ATTEMPT', 'LAST ERROR'];
   const widths = head.map((h, c) => Math.min(40, Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length))));
   const line = (cells: string[]) =>
     cells.map((cell, c) => (c === cells.length - 1 ? cell : cell.slice(0, widths[c]).padEnd(widths[c] ?? 0))).join('  ');
@@ -84,6 +104,7 @@ export function formatShow(entry: SpoolEntry, headers: string): string {
     `size:          ${m.size} bytes`,
     `sender:        ${m.envelope.from || '<>'}`,
     `account:       ${item.account}${item.route ? ` (route: ${item.route})` : ''}`,
+    ...(m.split ? [`part:          ${m.split.part} of ${m.split.of} of message ${m.split.parent} (its recipients were routed to ${m.split.of} accounts; each part is delivered, held, retried and deleted on its own)`] : []),
     `attempts:      ${m.attempts}`,
     `next attempt:  ${nextAttemptText(item)}`,
     `last error:    ${m.lastError ?? '-'}`,

@@ -1,8 +1,10 @@
 import { z } from 'zod';
 import { parseCidr } from '../access/networks.js';
 import { parsePasswordHash } from '../access/passwords.js';
+import { asciiDomain } from '../mail/addresses.js';
 import { CLOUD_NAMES, CLOUDS, type CloudName } from './clouds.js';
 import { parseDuration, parseSize } from './duration.js';
+import { HVE_SMTP_HOST, TRANSPORT_DEFAULTS, type TransportDefaults } from './transportDefaults.js';
 
 /** Matches the mailbox's own address or a sendAs entry: a full address or "@domain". */
 const addressOrDomain = z
@@ -18,6 +20,19 @@ const email = z
   .trim()
   .toLowerCase()
   .refine((v) => /^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(v), { message: 'must be an email address such as relay@contoso.com' });
+
+/** A domain name (contoso.com; "@contoso.com" is taken too), kept in lower-case ASCII (IDN as A-labels). */
+const domainName = z
+  .string()
+  .trim()
+  .transform((value, ctx) => {
+    const domain = asciiDomain(value.replace(/^@/, ''));
+    if (domain === null || domain.startsWith('[') || !/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(domain)) {
+      ctx.addIssue({ code: 'custom', message: 'must be a domain name such as contoso.com' });
+      return z.NEVER;
+    }
+    return domain;
+  });
 
 const duration = (what: string) =>
   z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -119,8 +134,11 @@ const accountSchema = z
     cloud: z.enum(CLOUD_NAMES, { message: `must be one of ${CLOUD_NAMES.join(', ')}` }).default('global'),
     /** client-credentials: app-only token (secret or certificate); device-code: a user signs in once (public client). */
     flow: z.enum(['client-credentials', 'device-code'], { message: 'must be client-credentials or device-code' }).default('client-credentials'),
-    /** smtp: SMTP AUTH client submission (XOAUTH2); graph: Microsoft Graph sendMail. */
-    transport: z.enum(['smtp', 'graph'], { message: 'must be smtp or graph' }).default('smtp'),
+    /**
+     * smtp: SMTP AUTH client submission (XOAUTH2); graph: Microsoft Graph sendMail; hve: High Volume
+     * Email (smtp.hve.mx.microsoft, internal recipients only, its own limits: see hveDefaults.ts).
+     */
+    transport: z.enum(['smtp', 'graph', 'hve'], { message: 'must be smtp, graph or hve' }).default('smtp'),
     authorityHost: httpsUrl.optional(),
     scope: z.string().trim().min(1).optional(),
     smtpHost: z.string().trim().min(1).optional(),
@@ -133,10 +151,18 @@ const accountSchema = z
     tokenCacheKey: z.string().min(1).optional(),
     mailbox: email,
     sendAs: z.array(addressOrDomain).default([]),
-    rateLimit: rateLimit.default({ messages: 30, perSeconds: 60 }),
-    maxConnections: z.number().int().min(1).max(16).default(3),
-    /** Recipients per upstream transaction: more are sent as several transactions (Exchange Online takes 500 by default). */
-    maxRecipientsPerMessage: z.number().int().min(1).max(1000).default(500),
+    /** Defaults per transport (TRANSPORT_DEFAULTS): a mailbox 30 a minute, HVE far more. */
+    rateLimit: rateLimit.optional(),
+    maxConnections: z.number().int().min(1).max(16).optional(),
+    /** Recipients per upstream transaction: more are sent as several transactions (a mailbox takes 500 by default, HVE 50). */
+    maxRecipientsPerMessage: z.number().int().min(1).max(1000).optional(),
+    /** The largest message the account may send; a larger one routed to it is refused at DATA (552). Default: none (maxMessageSize applies), HVE 10 MB. */
+    maxMessageSize: size('maxMessageSize').optional(),
+    /**
+     * Renew a cached token when less than this is left of its life. Default 5 minutes (msal's own
+     * margin); HVE 15 minutes, as it refuses tokens that will expire soon (501 5.5.127).
+     */
+    tokenRenewBefore: duration('tokenRenewBefore').optional(),
     /** Bound on each token request to Entra ID. */
     tokenTimeout: duration('tokenTimeout').default(30_000),
     /** Bound on connecting, greeting and each SMTP command upstream. */
@@ -167,6 +193,12 @@ const accountSchema = z
     retryAfterMax: duration('retryAfterMax').default(600_000),
   })
   .superRefine((m, ctx) => {
+    if (m.transport === 'hve' && m.flow === 'device-code') {
+      ctx.addIssue({ code: 'custom', path: ['flow'], message: 'transport hve signs in with an app-only token (the app allowed on the HVE account with Add-HVEAppAccess): use flow client-credentials' });
+    }
+    if (m.transport === 'hve' && m.cloud !== 'global' && m.smtpHost === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['smtpHost'], message: `High Volume Email's endpoint is known for the global cloud only (${HVE_SMTP_HOST}); for cloud ${m.cloud} set smtpHost to your cloud's HVE endpoint` });
+    }
     if (m.flow === 'device-code') {
       if (m.clientSecret || m.clientCertificate) {
         ctx.addIssue({ code: 'custom', message: 'flow device-code signs in as a user (public client): remove clientSecret and clientCertificate' });
@@ -181,10 +213,25 @@ const accountSchema = z
       ctx.addIssue({ code: 'custom', message: 'a credential is missing: set clientSecret or clientCertificate' });
     }
   })
-  .transform(withCloudPreset);
+  .transform((m) => withTransportDefaults(withCloudPreset(m)));
+
+/** Fills the limits that were not given from the transport's defaults (TRANSPORT_DEFAULTS). */
+function withTransportDefaults<T extends { transport: 'smtp' | 'graph' | 'hve'; smtpHost: string; cloud: CloudName; rateLimit?: { messages: number; perSeconds: number }; maxConnections?: number; maxRecipientsPerMessage?: number; maxMessageSize?: number; tokenRenewBefore?: number }>(
+  account: T,
+): T & TransportDefaults {
+  const defaults = TRANSPORT_DEFAULTS[account.transport];
+  return {
+    ...account,
+    rateLimit: account.rateLimit ?? defaults.rateLimit,
+    maxConnections: account.maxConnections ?? defaults.maxConnections,
+    maxRecipientsPerMessage: account.maxRecipientsPerMessage ?? defaults.maxRecipientsPerMessage,
+    maxMessageSize: account.maxMessageSize ?? defaults.maxMessageSize,
+    tokenRenewBefore: account.tokenRenewBefore ?? defaults.tokenRenewBefore,
+  };
+}
 
 /** Fills the endpoint keys that were not given from the account's cloud preset and flow. */
-function withCloudPreset<T extends { cloud: CloudName; flow: 'client-credentials' | 'device-code'; authorityHost?: string; scope?: string; smtpHost?: string; graphHost?: string; graphScope?: string }>(
+function withCloudPreset<T extends { cloud: CloudName; flow: 'client-credentials' | 'device-code'; transport: 'smtp' | 'graph' | 'hve'; authorityHost?: string; scope?: string; smtpHost?: string; graphHost?: string; graphScope?: string }>(
   account: T,
 ): T & { authorityHost: string; scope: string; smtpHost: string; graphHost: string; graphScope: string } {
   const preset = CLOUDS[account.cloud];
@@ -193,7 +240,7 @@ function withCloudPreset<T extends { cloud: CloudName; flow: 'client-credentials
     ...account,
     authorityHost: account.authorityHost ?? preset.authorityHost,
     scope: account.scope ?? (delegated ? preset.smtpDelegatedScope : preset.smtpAppScope),
-    smtpHost: account.smtpHost ?? preset.smtpHost,
+    smtpHost: account.smtpHost ?? (account.transport === 'hve' ? HVE_SMTP_HOST : preset.smtpHost),
     graphHost: account.graphHost ?? preset.graphHost,
     graphScope: account.graphScope ?? (delegated ? preset.graphDelegatedScope : preset.graphAppScope),
   };
@@ -216,15 +263,21 @@ const routeSchema = z
       .optional(),
     /** The envelope sender: a full address, or "@domain" for that domain exactly (not its subdomains). */
     sender: addressOrDomain.optional(),
+    /**
+     * Recipient domains (exactly, not their subdomains): the recipients of a message in these
+     * domains take this route, the others go on down the list. A message whose recipients take
+     * different routes is split, one queue entry per account.
+     */
+    recipientDomain: z.array(domainName).min(1).optional(),
     /** `default` (the top-level microsoft365) or a name from `accounts`. */
     account: z.string().min(1),
   })
   .superRefine((r, ctx) => {
-    const matchers = (['user', 'network', 'sender'] as const).filter((k) => r[k] !== undefined);
+    const matchers = (['user', 'network', 'sender', 'recipientDomain'] as const).filter((k) => r[k] !== undefined);
     if (matchers.length !== 1) {
       ctx.addIssue({
         code: 'custom',
-        message: matchers.length === 0 ? 'a route needs one of user, network or sender' : `a route has exactly one of user, network or sender (this one has ${matchers.join(' and ')}); write one route per condition`,
+        message: matchers.length === 0 ? 'a route needs one of user, network, sender or recipientDomain' : `a route has exactly one of user, network, sender or recipientDomain (this one has ${matchers.join(' and ')}); write one route per condition`,
       });
     }
   });

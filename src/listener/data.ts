@@ -1,5 +1,6 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
-import type { IncomingMessage } from '../spool/index.js';
+import { accountsOf } from '../config/index.js';
+import type { IncomingMessage, MessageMeta } from '../spool/index.js';
 import { clientAddress, clientOf, envelopeOf, userOf } from './envelope.js';
 import type { HandlerContext } from './handlers.js';
 import { reply } from './replies.js';
@@ -94,15 +95,28 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
     }
     throw reply('spoolWrite');
   }
-  // Chosen now and stored with the message, so a later reload of routes does not reroute it.
-  const route = ctx.rules().router.resolve({ user: who.user, address: who.address, sender: envelope.from });
+  // Chosen now and stored with the message, so a later reload of routes does not reroute it. When
+  // the recipients take different routes (recipientDomain), the message is queued in parts.
+  const { config, router } = ctx.rules();
+  const parts = router.plan({ user: who.user, address: who.address, sender: envelope.from }, envelope.to);
+  const accounts = accountsOf(config);
+  const limitOf = (account: string) => (accounts.get(account) ?? config.microsoft365).maxMessageSize;
+  const oversized = parts.find((p) => size > (limitOf(p.account) ?? Infinity));
+  if (oversized) {
+    await discard(message);
+    const limit = limitOf(oversized.account);
+    logger.info({ event: 'rejected', msgId: message.id, client, reason: 'message too large for its account', size, account: oversized.account, maxMessageSize: limit }, `message refused: account ${oversized.account} takes at most ${limit} bytes (maxMessageSize)`);
+    throw reply('tooLargeForAccount');
+  }
+  let queued: MessageMeta[];
   try {
-    await message.commit({ envelope, client: who, route });
+    queued = await message.commit({ envelope, client: who, parts: parts.map((p) => ({ route: { account: p.account, rule: p.rule }, to: p.recipients })) });
   } catch (err) {
     await discard(message);
     logger.error({ event: 'spool-error', msgId: message.id, client, err: (err as Error)?.message }, 'could not queue the message: answered 451');
     throw reply('spoolWrite');
   }
+  const route = parts[0] ?? { account: config.microsoft365.name, rule: 'default' };
   logger.info(
     {
       event: 'received',
@@ -118,8 +132,10 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
       secure: Boolean(session.secure),
       account: route.account,
       route: route.rule,
+      // A split message: each part's queue id, account and recipients (queue list shows them under the parent id).
+      ...(queued.length > 1 && { parts: queued.map((m) => ({ id: m.id, account: m.route?.account, recipients: m.envelope.to })) }),
     },
-    'message queued',
+    queued.length > 1 ? `message queued in ${queued.length} parts (recipients routed to different accounts)` : 'message queued',
   );
   return { id: message.id };
 }

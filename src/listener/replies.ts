@@ -19,6 +19,8 @@ export const REPLIES = {
   badDomain: [553, '5.1.3 Bad destination mailbox address syntax'],
   badSenderDomain: [553, '5.1.7 Bad sender mailbox address syntax'],
   tooLarge: [552, '5.3.4 Message size exceeds fixed maximum message size'],
+  // Refused here rather than bounced later: the account the recipients are routed to (HVE: 10 MB) would refuse it.
+  tooLargeForAccount: [552, '5.3.4 Message size exceeds the limit of the Microsoft 365 account it is routed to'],
   spoolWrite: [451, '4.3.0 Error: queue file write error, try again later'],
   internalError: [451, '4.3.0 Error: internal error, try again later'],
   diskFull: [452, '4.3.1 Insufficient system storage, try again later'],

@@ -7,7 +7,7 @@ export type FlightKey = 'cached' | 'forced';
 
 /**
  * The getToken contract every token source shares. The token held is served while msal would
- * serve it anyway (msal's cache lookup costs more than the rest of a delivery's bookkeeping).
+ * serve it anyway (or, with a larger `renewBeforeMs`, while it has that much life left and a minute) (msal's cache lookup costs more than the rest of a delivery's bookkeeping).
  * Concurrent callers share one request, separately for cached and forced requests: a forced
  * renewal must never be answered with the cached token it is meant to replace.
  */
@@ -16,8 +16,9 @@ export function singleFlightToken(
   inflight: Map<FlightKey, Promise<AccessToken>>,
   forceRefresh: boolean | undefined,
   fetch: (forced: boolean) => Promise<AccessToken>,
+  renewBeforeMs = MSAL_RENEWAL_OFFSET_MS,
 ): Promise<AccessToken> {
-  if (!forceRefresh && current && current.expiresOn.getTime() - Date.now() > MSAL_RENEWAL_OFFSET_MS + 60_000) {
+  if (!forceRefresh && current && current.expiresOn.getTime() - Date.now() > renewBeforeMs + 60_000) {
     return Promise.resolve(current);
   }
   const key: FlightKey = forceRefresh ? 'forced' : 'cached';

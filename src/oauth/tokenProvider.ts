@@ -8,6 +8,12 @@ import { MSAL_RENEWAL_OFFSET_MS, singleFlightToken, type FlightKey } from './sin
 
 const MIN_REFRESH_DELAY_MS = 5_000;
 const REFRESH_RETRY_MS = 30_000;
+/**
+ * A fresh token that is already inside the renewal margin (the token endpoint issues short-lived
+ * tokens) is served for this long before another is asked for, so that every delivery does not
+ * cost a token request.
+ */
+const SHORT_LIVED_REUSE_MS = 30_000;
 
 export interface AccessToken {
   accessToken: string;
@@ -33,16 +39,24 @@ export class TokenProvider implements TokenSource {
   /** The newest token, served without asking msal while msal itself would still serve it. */
   private current: AccessToken | null = null;
   private lastFailure: { at: number; message: string; kind: string } | null = null;
+  /** A token is renewed once less than this is left of its life (tokenRenewBefore; never less than msal's 5 minutes). */
+  private readonly renewBeforeMs: number;
+  /** Set when the newest token was fresh from Entra ID yet already inside the margin: served until then. */
+  private shortLivedReuseUntil = 0;
+  private warnedShortLived = false;
 
   constructor(
     private readonly config: Microsoft365Config,
     private readonly logger: Logger,
   ) {
     this.app = new ConfidentialClientApplication(msalConfiguration(config, logger));
+    this.renewBeforeMs = Math.max(MSAL_RENEWAL_OFFSET_MS, config.tokenRenewBefore ?? MSAL_RENEWAL_OFFSET_MS);
   }
 
   getToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
-    return singleFlightToken(this.current, this.inflight, options.forceRefresh, (forced) => this.fetch(forced));
+    const current = this.current;
+    if (!options.forceRefresh && current && Date.now() < this.shortLivedReuseUntil && current.expiresOn.getTime() > Date.now()) return Promise.resolve(current);
+    return singleFlightToken(current, this.inflight, options.forceRefresh, (forced) => this.fetch(forced), this.renewBeforeMs);
   }
 
   /** For /readyz: a token is held and valid, and the last request did not fail. */
@@ -69,9 +83,10 @@ export class TokenProvider implements TokenSource {
   private scheduleRefresh(token: AccessToken): void {
     if (!this.refreshing) return;
     const now = Date.now();
-    const usableUntil = token.expiresOn.getTime() - MSAL_RENEWAL_OFFSET_MS;
-    const at = now + Math.max(MIN_REFRESH_DELAY_MS, (usableUntil - now) * 0.8);
-    this.armRefresh(at - now);
+    const usableUntil = token.expiresOn.getTime() - this.renewBeforeMs;
+    // A token born inside the margin: asking again at once would only bring another such token.
+    if (usableUntil <= now) return this.armRefresh(REFRESH_RETRY_MS);
+    this.armRefresh(Math.max(MIN_REFRESH_DELAY_MS, (usableUntil - now) * 0.8));
   }
 
   private armRefresh(delayMs: number): void {
@@ -86,6 +101,28 @@ export class TokenProvider implements TokenSource {
     this.refreshTimer.unref();
   }
 
+  /**
+   * A fresh token with less life than the renewal margin cannot be renewed early enough: served a
+   * little while (no request storm) and reported once, because HVE refuses such tokens.
+   */
+  private noteLifetime(token: AccessToken): void {
+    const left = token.expiresOn.getTime() - Date.now();
+    if (left >= this.renewBeforeMs) {
+      this.shortLivedReuseUntil = 0;
+      this.warnedShortLived = false;
+      return;
+    }
+    this.shortLivedReuseUntil = Date.now() + SHORT_LIVED_REUSE_MS;
+    if (this.warnedShortLived) return;
+    this.warnedShortLived = true;
+    const minutes = (ms: number) => Math.round(ms / 6_000) / 10;
+    this.logger.error(
+      { event: 'alert', alert: 'token-short-lived', lifetimeMinutes: minutes(left), renewBeforeMinutes: minutes(this.renewBeforeMs) },
+      `Entra ID issues access tokens that live only ${minutes(left)} min, less than the ${minutes(this.renewBeforeMs)} min this account renews ahead (tokenRenewBefore): ` +
+        'High Volume Email refuses tokens that expire soon. Check the token lifetime policy assigned to the app (or its service principal) in Entra ID',
+    );
+  }
+
   private async fetch(forced: boolean): Promise<AccessToken> {
     const timeoutMs = this.config.tokenTimeout;
     let timer: NodeJS.Timeout | undefined;
@@ -96,10 +133,10 @@ export class TokenProvider implements TokenSource {
       );
     });
     try {
-      const result = await Promise.race([
-        this.app.acquireTokenByClientCredential({ scopes: [this.config.scope], skipCache: forced }),
-        timeout,
-      ]);
+      const acquire = (skipCache: boolean) => Promise.race([this.app.acquireTokenByClientCredential({ scopes: [this.config.scope], skipCache }), timeout]);
+      let result = await acquire(forced);
+      // msal serves its cached token until 5 minutes before expiry; a larger margin renews earlier.
+      if (result?.fromCache && result.expiresOn && result.expiresOn.getTime() - Date.now() < this.renewBeforeMs) result = await acquire(true);
       if (!result?.accessToken || !result.expiresOn) {
         throw new TokenError('Entra ID answered without an access token', 'transient', null, 'retrying');
       }
@@ -108,6 +145,7 @@ export class TokenProvider implements TokenSource {
       this.lastFailure = null;
       if (!result.fromCache) {
         this.logger.info({ event: 'token', expiresOn: result.expiresOn.toISOString(), forced }, 'access token obtained');
+        this.noteLifetime(token);
         this.scheduleRefresh(token);
       }
       return token;

@@ -102,8 +102,60 @@ const GRAPH_RULES: readonly Rule[] = [
   { when: graph((s) => s >= 400 && s < 500), then: { class: 'permanent', reason: 'graph-rejected', scope: 'message' } },
 ];
 
+/**
+ * High Volume Email's own replies (smtp.hve.mx.microsoft), after Microsoft's "Troubleshoot issues
+ * with High Volume Email" and "OAuth authentication for High Volume Email" pages. Checked before
+ * the mailbox rules: 5.5.105 and 5.7.240 would otherwise read as a generic refusal.
+ */
+export const HVE_RULES: readonly Rule[] = [
+  {
+    // HVE refuses a token close to expiry: renew it and go again at once; never the message's fault.
+    when: (_f, t) => /\b5\.5\.127\b|\b5\.7\.142\b|token will expire soon/i.test(t),
+    then: {
+      class: 'token-rejected',
+      reason: 'token-expiring-soon',
+      scope: 'account',
+      advice:
+        'High Volume Email refuses tokens that expire soon, and the token Entra ID issued still had too little life after a renewal: Entra ID issues short-lived tokens for this app. Check the token lifetime policy assigned to the app or its service principal, or raise tokenRenewBefore',
+    },
+  },
+  { when: (_f, t) => /\b5\.7\.143\b/.test(t), then: { class: 'token-rejected', reason: 'token-rejected', scope: 'account' } },
+  {
+    when: (_f, t) => /\b5\.5\.105\b/.test(t),
+    then: {
+      class: 'permanent',
+      reason: 'hve-external-recipient',
+      scope: 'message',
+      advice: 'High Volume Email delivers to recipients inside the tenant only: route external recipients through a mailbox account (a recipientDomain route for the internal domains to the HVE account, everything else to a mailbox)',
+    },
+  },
+  {
+    when: (_f, t) => /\b5\.7\.240\b/.test(t),
+    then: {
+      class: 'configuration',
+      reason: 'hve-app-not-allowed',
+      scope: 'account',
+      advice: "the app is not on the HVE account's allowed apps: Add-HVEAppAccess -Identity <HVE account> -AppIds <app (client) id> (changes take up to 5 minutes)",
+    },
+  },
+  {
+    when: (_f, t) => /\b5\.7\.144\b/.test(t),
+    then: {
+      class: 'configuration',
+      reason: 'hve-api-permission',
+      scope: 'account',
+      advice: 'the token lacks the permission HVE needs: grant the app the Office 365 Exchange Online application permission SMTP.SendAsApp with admin consent',
+    },
+  },
+  {
+    when: (f, t) => f.responseCode === 501 && /\b5\.5\.12[1-6]\b/.test(t),
+    then: { class: 'configuration', reason: 'xoauth2-invalid', scope: 'account', advice: "the server could not read the XOAUTH2 login: check that mailbox is the HVE account's address" },
+  },
+];
+
 export const RULES: readonly Rule[] = [
   ...GRAPH_RULES,
+  ...HVE_RULES,
   {
     when: enhanced('5.7.139'),
     then: {

@@ -7,13 +7,24 @@ import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import { accountsOf, type RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
-import { senderMatches } from '../routing/index.js';
+import { Router, senderMatches } from '../routing/index.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
 import { fieldValue, findField, readHeaderBlock, serializeHeaderBlock } from './headers.js';
 import { formatRfc5322Date } from './senderPolicy.js';
 import { accountOf } from './worker.js';
 
 export type FailureNoticeConfig = NonNullable<RelayConfig['failureNotices']>;
+
+/**
+ * The account a notice goes out through: the failed message's. A part of a split message was
+ * routed by its recipients (an HVE part reaches internal recipients only): its notice is routed
+ * the same way, as if its client had sent it to the notice's recipient.
+ */
+function noticeRoute(meta: MessageMeta, to: string, config: RelayConfig): MessageMeta['route'] {
+  if (!meta.split) return meta.route;
+  const [part] = new Router(config.routes).plan({ user: meta.client.user, address: meta.client.address, sender: meta.envelope.from }, [to]);
+  return part ? { account: part.account, rule: part.rule } : meta.route;
+}
 
 /** Who gets the notice for a failed message, or why nobody does. */
 export function noticeRecipient(
@@ -64,7 +75,7 @@ export function buildFailureNotice(input: NoticeInput): Buffer {
     ...(delivered.length ? ['', 'It was delivered to:', ...delivered.map((r) => `  ${r.address}`)] : []),
     '',
     `Sender: ${meta.envelope.from || '<>'} (from ${meta.client.address}${meta.client.user ? `, user ${meta.client.user}` : ''})`,
-    `Received by m365-relay on ${host} at ${meta.receivedAt}, queue id ${meta.id}.`,
+    `Received by m365-relay on ${host} at ${meta.receivedAt}, queue id ${meta.id}${meta.split ? ` (part ${meta.split.part} of ${meta.split.of} of message ${meta.split.parent}: this notice is about this part's recipients only)` : ''}.`,
     input.expired ? `The relay kept retrying until the message expired: ${meta.lastError ?? ''}` : `Reason: ${meta.lastError ?? 'permanent failure'}`,
     '',
     'This is an automatic notice; replies to it are not read.',
@@ -162,11 +173,12 @@ export class FailureNotifier {
       expired,
       now: new Date(),
     });
+    const route = noticeRoute(meta, target.to, config);
     const incoming = this.spool.incoming();
     try {
       await incoming.write(Readable.from([body]));
       // Null reverse-path: a notice is never answered by another notice (sender policy puts the mailbox upstream).
-      await incoming.commit({ envelope: { from: '', to: [target.to] }, client: { address: 'local', helo: 'failure-notice' }, notice: { for: meta.id }, ...(meta.route && { route: meta.route }) });
+      await incoming.commit({ envelope: { from: '', to: [target.to] }, client: { address: 'local', helo: 'failure-notice' }, notice: { for: meta.id }, ...(route && { route }) });
     } catch (err) {
       await incoming.abort();
       this.logger.error({ msgId: meta.id, event: 'notice-failed', err: (err as Error).message }, 'could not queue the failure notice');

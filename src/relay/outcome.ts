@@ -39,7 +39,8 @@ export function applyTransaction(
     const rejection = rejectionOf.get(key);
     if (rejection) {
       const cls = classify({ responseCode: rejection.responseCode, response: rejection.response, stage: 'envelope' });
-      const lastError = describeFailure({ response: rejection.response });
+      // The reply, and what to do about it where the table knows (HVE's external-recipient refusal).
+      const lastError = describeFailure({ response: rejection.response }) + (cls.advice ? ` (${cls.advice})` : '');
       return { address: r.address, status: cls.class === 'permanent' ? 'failed' : 'pending', lastError };
     }
     if (result.kind === 'accepted') return { address: r.address, status: 'delivered' };

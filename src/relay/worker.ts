@@ -136,6 +136,8 @@ export class RelayWorker {
   async rescan(): Promise<void> {
     for (const lane of this.lanes.active()) lane.probeNow();
     const { spool } = this.options;
+    // Parts of a split message that were committed but could not be moved into queue/ at once.
+    await spool.unpackPendingSplits().catch((err: unknown) => this.log.error({ err }, 'moving committed parts of split messages into the queue failed; retrying at the next rescan'));
     for (const id of await spool.ids('queue')) {
       if (this.inFlight(id)) continue;
       let meta: MessageMeta;

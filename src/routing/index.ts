@@ -1,1 +1,1 @@
-export { Router, senderMatches, type RouteDecision, type RouteInput } from './router.js';
+export { Router, senderMatches, type RouteDecision, type RouteInput, type RoutePart } from './router.js';

@@ -1,7 +1,7 @@
 // The simulated tenant's directory: app registrations (Entra ID) and mailboxes (Exchange Online).
 import type { X509Certificate } from 'node:crypto';
 import { parseCertificate, thumbprints } from './certs.js';
-import type { SimulatorApp, SimulatorMailbox } from './types.js';
+import type { SimulatorApp, SimulatorHveAccount, SimulatorMailbox } from './types.js';
 
 export const DEFAULT_CLIENT_ID = '11111111-2222-3333-4444-555555555555';
 export const DEFAULT_CLIENT_SECRET = 'sim-secret';
@@ -30,8 +30,14 @@ export interface MailboxEntry {
 export class Directory {
   private readonly apps = new Map<string, AppEntry>();
   private readonly mailboxes = new Map<string, MailboxEntry>();
+  /** High Volume Email accounts: mail users, not mailboxes; only the HVE endpoint knows them. */
+  private readonly hveAccounts = new Map<string, MailboxEntry>();
 
-  constructor(apps: SimulatorApp[], mailboxes: SimulatorMailbox[]) {
+  constructor(apps: SimulatorApp[], mailboxes: SimulatorMailbox[], hveAccounts: SimulatorHveAccount[] = []) {
+    for (const account of hveAccounts) {
+      const key = account.address.toLowerCase();
+      this.hveAccounts.set(key, { address: account.address, key, apps: new Set(account.apps.map((id) => id.toLowerCase())), sendAs: (account.sendAs ?? []).map((a) => a.trim().toLowerCase()), smtpAuthEnabled: true });
+    }
     for (const app of apps) {
       let certificate: AppEntry['certificate'];
       if (app.certificatePem) {
@@ -66,6 +72,15 @@ export class Directory {
 
   mailbox(address: string): MailboxEntry | undefined {
     return this.mailboxes.get(address.trim().toLowerCase());
+  }
+
+  hveAccount(address: string): MailboxEntry | undefined {
+    return this.hveAccounts.get(address.trim().toLowerCase());
+  }
+
+  /** The domains of every mailbox and HVE account: the tenant's accepted domains unless configured. */
+  domains(): Set<string> {
+    return new Set([...this.mailboxes.keys(), ...this.hveAccounts.keys()].map((key) => key.slice(key.lastIndexOf('@') + 1)));
   }
 }
 

@@ -12,6 +12,7 @@ export class Faults implements SimulatorFaults {
   tokenEndpointDown = false;
   tokenEndpointDelayMs = 0;
   private readonly failures: string[] = [];
+  private readonly shortLived: number[] = [];
   /** Forced Graph answers, one per API request / upload PUT; read by the Graph endpoint. */
   readonly graphFaults: Array<{ status: number; retryAfter?: string }> = [];
   readonly graphUploadFaults: Array<{ status: number; retryAfter?: string }> = [];
@@ -22,6 +23,18 @@ export class Faults implements SimulatorFaults {
     const header = retryAfter === undefined ? undefined : retryAfter instanceof Date ? retryAfter.toUTCString() : String(retryAfter);
     const list = target === 'upload' ? this.graphUploadFaults : this.graphFaults;
     for (let i = 0; i < count; i++) list.push(header === undefined ? { status } : { status, retryAfter: header });
+  }
+
+  shortLivedTokens(count: number, seconds: number): void {
+    if (!Number.isInteger(count) || count < 0) throw new RangeError(`shortLivedTokens: count must be a non-negative integer, got ${count}`);
+    if (!(seconds > 0)) throw new RangeError(`shortLivedTokens: seconds must be positive, got ${seconds}`);
+    this.shortLived.length = 0;
+    for (let i = 0; i < count; i++) this.shortLived.push(seconds);
+  }
+
+  /** The lifetime of the next app-only token: a pending shortLivedTokens() one (consumed), else `normal`. */
+  takeTokenLifetime(normal: number): number {
+    return this.shortLived.shift() ?? normal;
   }
 
   failNext(count: number, reply: string = DEFAULT_FAIL_REPLY): void {
@@ -44,6 +57,7 @@ export class Faults implements SimulatorFaults {
     this.tokenEndpointDown = false;
     this.tokenEndpointDelayMs = 0;
     this.failures.length = 0;
+    this.shortLived.length = 0;
     this.graphFaults.length = 0;
     this.graphUploadFaults.length = 0;
   }

@@ -11,7 +11,7 @@ import { startTokenEndpoint } from './tokenEndpoint.js';
 import { TokenStore } from './tokens.js';
 import type { ReceivedMessage, Simulator, SimulatorOptions, SimulatorStats } from './types.js';
 
-export type { GraphDraftView, ReceivedMessage, Simulator, SimulatorApp, SimulatorFaults, SimulatorMailbox, SimulatorOptions, SimulatorStats } from './types.js';
+export type { GraphDraftView, ReceivedMessage, Simulator, SimulatorApp, SimulatorFaults, SimulatorHveAccount, SimulatorHveOptions, SimulatorMailbox, SimulatorOptions, SimulatorStats } from './types.js';
 export { generateCa, generateClientCertificate };
 
 interface Waiter {
@@ -40,13 +40,14 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
   }
   if (rateLimit && !(rateLimit.messages > 0 && rateLimit.perSeconds > 0)) throw new RangeError('rateLimit needs positive messages and perSeconds (or null for none)');
 
-  const directory = new Directory(apps, mailboxes);
+  const hveOptions = options.hve;
+  const directory = new Directory(apps, mailboxes, hveOptions?.accounts ?? []);
   const ca = options.ca ?? (await generateCa());
   const tls = await generateServerCertificate(ca);
   const tokens = new TokenStore();
   const grants = new DelegatedGrants({ deviceCodeLifetimeSeconds, deviceCodeIntervalSeconds, refreshTokenLifetimeSeconds, signInFrequencySeconds });
   const faults = new Faults();
-  const stats: SimulatorStats = { tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0, graphRequests: 0, graphThrottled: 0, graphDraftsCreated: 0, graphDraftsDeleted: 0, graphDraftsSent: 0 };
+  const stats: SimulatorStats = { hveTokenExpiringSoon: 0, tokenRequests: 0, tokensIssued: 0, authSuccesses: 0, authFailures: 0, connections: 0, maxConcurrentPerMailbox: 0, throttled: 0, deviceCodesIssued: 0, refreshTokensRedeemed: 0, graphRequests: 0, graphThrottled: 0, graphDraftsCreated: 0, graphDraftsDeleted: 0, graphDraftsSent: 0 };
   const received: ReceivedMessage[] = [];
   const waiters = new Set<Waiter>();
 
@@ -92,6 +93,34 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     throw err;
   }
 
+  let hveSmtp: SmtpSubmission | null = null;
+  if (hveOptions) {
+    try {
+      hveSmtp = await startSmtpSubmission({
+        host,
+        port: hveOptions.port ?? 0,
+        tls,
+        tenantId,
+        maxConnectionsPerMailbox: 0,
+        rateLimit: null,
+        directory,
+        tokens,
+        faults,
+        stats,
+        onMessage: record,
+        hve: {
+          acceptedDomains: new Set((hveOptions.acceptedDomains ?? [...directory.domains()]).map((d) => d.trim().toLowerCase().replace(/^@/, ''))),
+          maxRecipients: hveOptions.maxRecipients ?? 50,
+          maxMessageSize: hveOptions.maxMessageSize ?? 10 * 1024 * 1024,
+          minTokenLifetimeMs: (hveOptions.minTokenLifetimeSeconds ?? 600) * 1000,
+        },
+      });
+    } catch (err) {
+      await Promise.all([tokenEndpoint.close(), graph.close(), smtp.close()]);
+      throw err;
+    }
+  }
+
   let closed: Promise<void> | null = null;
 
   return {
@@ -101,6 +130,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
     smtpHost: host,
     smtpPort: smtp.port,
     graphHost: graph.origin,
+    hveHost: hveSmtp ? host : null,
+    hvePort: hveSmtp?.port ?? null,
     received,
     faults,
     stats,
@@ -153,7 +184,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Si
           waiter.reject(new Error(`the Microsoft 365 simulator was closed while waiting for ${waiter.count} message(s); it had received ${received.length}`));
         }
         waiters.clear();
-        closed = Promise.all([smtp.close(), tokenEndpoint.close(), graph.close()]).then(() => undefined);
+        closed = Promise.all([smtp.close(), tokenEndpoint.close(), graph.close(), hveSmtp?.close()]).then(() => undefined);
       }
       return closed;
     },

@@ -16,7 +16,7 @@ import { replyError, replyLineError, type Faults } from './faults.js';
 import { fromAddresses } from './fromHeader.js';
 import { SMTP_SCOPES } from './delegated.js';
 import { ConcurrencyLimiter, RateLimiter } from './limits.js';
-import type { TokenStore } from './tokens.js';
+import type { IssuedToken, TokenStore } from './tokens.js';
 import type { ReceivedMessage, SimulatorStats } from './types.js';
 
 export const SERVER_NAME = 'SIM.simulator.local';
@@ -32,11 +32,30 @@ export const Replies = {
   concurrency: () => replyError(432, '4.3.2 Concurrent connections limit exceeded. Visit https://aka.ms/concurrent_sending for more information.'),
   rate: () => replyError(450, '4.7.0 Message submission rate for this client has exceeded the configured limit'),
   tooBig: () => replyError(552, '5.3.4 Message size exceeds fixed maximum message size'),
+  // High Volume Email's own refusals (Microsoft's HVE troubleshooting and OAuth pages).
+  hveTokenExpiringSoon: () => replyError(501, '5.5.127 Authentication unsuccessful. Token will expire soon'),
+  hveTokenExpired: () => replyError(535, '5.7.143 Expired token'),
+  hveAppNotAllowed: () => replyError(550, '5.7.240 The application is not allowed for use with this High Volume Email account'),
+  hveApiPermission: () => replyError(535, '5.7.144 XOAUTH2 authentication failed. Invalid API permission'),
+  hveExternalRecipient: (address: string) => replyError(550, `5.5.105 ${address}: external recipients are not allowed for High Volume Email`),
+  tooManyRecipients: () => replyError(452, '4.5.3 Too many recipients'),
   sendAsDenied: (mailbox: string, address: string) =>
     replyError(554, `5.2.252 SendAsDenied; ${mailbox} not allowed to send as ${address}; STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied`),
 } as const;
 
+/** The rules that make an endpoint High Volume Email's instead of a mailbox's. */
+export interface HveRules {
+  /** Lower-case accepted domains of the tenant: recipients elsewhere are refused (550 5.5.105). */
+  acceptedDomains: Set<string>;
+  maxRecipients: number;
+  maxMessageSize: number;
+  /** A token with less life than this at AUTH is refused (501 5.5.127). */
+  minTokenLifetimeMs: number;
+}
+
 export interface SmtpSubmissionOptions {
+  /** Set for the High Volume Email endpoint: HVE accounts only, its limits and refusals. */
+  hve?: HveRules;
   host: string;
   port: number;
   tls: PemPair;
@@ -71,7 +90,7 @@ interface SessionState {
 const socketKey = (address: string | undefined, port: number | undefined): string => `${(address ?? '').replace(/^::ffff:/, '')}|${port ?? 0}`;
 
 export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promise<SmtpSubmission> {
-  const { directory, tokens, faults, stats } = options;
+  const { directory, tokens, faults, stats, hve } = options;
   const concurrency = new ConcurrencyLimiter(options.maxConnectionsPerMailbox);
   const rate = new RateLimiter(options.rateLimit);
   const sessions = new Map<string, SessionState>();
@@ -108,8 +127,10 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
     if (auth.method !== 'XOAUTH2') return fail(Replies.basicAuthDisabled());
 
     const check = tokens.check(auth.accessToken ?? '');
+    if (hve && !check.ok && check.reason === 'expired') return fail(Replies.hveTokenExpired());
     // A token for another API (Graph) is refused like any bad token, as Exchange does.
     if (!check.ok || check.token.tenant.toLowerCase() !== options.tenantId.toLowerCase() || check.token.audience !== 'exchange') return fail(Replies.badToken());
+    if (hve) return hveAuth(check.token, auth, session, callback, fail);
     const mailbox = directory.mailbox(auth.username ?? '');
     if (!mailbox) return fail(Replies.badToken());
     if (!mailbox.smtpAuthEnabled) return fail(Replies.smtpAuthDisabled());
@@ -134,10 +155,37 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
     callback(null, { user: mailbox.address });
   }
 
+  /**
+   * High Volume Email: an HVE account (not a mailbox), an app-only token of an app allowed on it
+   * (Add-HVEAppAccess), and a token that does not expire soon. No per-account session limit.
+   */
+  function hveAuth(
+    token: IssuedToken,
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
+    fail: (err: Error) => void,
+  ): void {
+    const account = directory.hveAccount(auth.username ?? '');
+    if (!account) return fail(Replies.badToken());
+    if (token.delegated) return fail(Replies.hveApiPermission());
+    if (!account.apps.has(token.clientId.toLowerCase())) return fail(Replies.hveAppNotAllowed());
+    if (token.expiresAt - Date.now() < (hve?.minTokenLifetimeMs ?? 0)) {
+      stats.hveTokenExpiringSoon++;
+      return fail(Replies.hveTokenExpiringSoon());
+    }
+    const state = stateOf(session);
+    state.mailbox = account;
+    state.clientId = token.clientId;
+    stats.authSuccesses++;
+    callback(null, { user: account.address });
+  }
+
   function onMailFrom(_address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const mailbox = sessions.get(session.id)?.mailbox;
     // smtp-server already answers 530 without AUTH; this guards against it changing.
     if (!mailbox) return callback(replyError(530, Replies.notAuthenticated));
+    if (hve) return callback(); // HVE has no per-minute message rate
     if (!rate.take(mailbox.key)) {
       stats.throttled++;
       return callback(Replies.rate());
@@ -145,9 +193,14 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
     callback();
   }
 
-  function onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  function onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const reply = faults.rejectRecipients.get(address.address.toLowerCase());
     if (reply !== undefined) return callback(replyLineError(reply));
+    if (hve) {
+      if (session.envelope.rcptTo.length >= hve.maxRecipients) return callback(Replies.tooManyRecipients());
+      const domain = address.address.slice(address.address.lastIndexOf('@') + 1).toLowerCase();
+      if (!hve.acceptedDomains.has(domain)) return callback(Replies.hveExternalRecipient(address.address));
+    }
     callback();
   }
 
@@ -187,6 +240,7 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
         raw,
         queueId,
         at: new Date(),
+        ...(hve && { via: 'hve' as const }),
       });
 
       if (faults.dropBeforeFinalReply > 0) {
@@ -201,11 +255,11 @@ export async function startSmtpSubmission(options: SmtpSubmissionOptions): Promi
 
   const server = new SMTPServer({
     name: SERVER_NAME,
-    banner: 'Microsoft ESMTP MAIL Service ready (m365-relay simulator)',
+    banner: hve ? 'Microsoft ESMTP MAIL Service ready (m365-relay simulator, High Volume Email)' : 'Microsoft ESMTP MAIL Service ready (m365-relay simulator)',
     heloResponse: '%s Hello %s',
     key: options.tls.keyPem,
     cert: options.tls.certPem,
-    size: MAX_MESSAGE_SIZE,
+    size: hve?.maxMessageSize ?? MAX_MESSAGE_SIZE,
     authMethods: ['LOGIN', 'PLAIN', 'XOAUTH2'],
     allowInsecureAuth: true,
     authRequiredMessage: Replies.notAuthenticated,

@@ -212,7 +212,7 @@ export async function startTokenEndpoint(options: TokenEndpointOptions): Promise
     const authError = clientAuthError(app, params, tenant, cid, false);
     if (authError) return sendError(res, authError);
 
-    const lifetime = options.tokenLifetimeSeconds;
+    const lifetime = faults.takeTokenLifetime(options.tokenLifetimeSeconds);
     const accessToken = tokens.issue(app.clientId, tenantId, lifetime, audienceOf(scope));
     stats.tokensIssued++;
     sendJson(res, 200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken });

@@ -24,6 +24,29 @@ export interface SimulatorMailbox {
   smtpAuthEnabled?: boolean;
 }
 
+/** A High Volume Email account (a mail user sending through smtp.hve.mx.microsoft). */
+export interface SimulatorHveAccount {
+  address: string;
+  /** clientIds of the apps allowed on it (Add-HVEAppAccess); others get 550 5.7.240. */
+  apps: string[];
+  /** Further addresses or "@domain" suffixes it may send as; default only its own address. */
+  sendAs?: string[];
+}
+
+/** The simulated High Volume Email endpoint (standing in for smtp.hve.mx.microsoft:587). */
+export interface SimulatorHveOptions {
+  accounts: SimulatorHveAccount[];
+  /** The tenant's accepted domains: recipients elsewhere get 550 5.5.105. Default: the domains of every mailbox and HVE account. */
+  acceptedDomains?: string[];
+  /** Recipients per message; the next RCPT gets 452 4.5.3. Default 50. */
+  maxRecipients?: number;
+  /** Message size in bytes (advertised as SIZE; more gets 552 5.3.4). Default 10 MB. */
+  maxMessageSize?: number;
+  /** A token with less life than this at AUTH gets 501 5.5.127 ... Token will expire soon. Default 600 (10 minutes). */
+  minTokenLifetimeSeconds?: number;
+  port?: number;
+}
+
 export interface SimulatorOptions {
   /** Default '127.0.0.1'. */
   host?: string;
@@ -51,6 +74,8 @@ export interface SimulatorOptions {
   refreshTokenLifetimeSeconds?: number;
   /** Conditional Access sign-in frequency: refresh refused (AADSTS70043) once the sign-in is this old. Default none. */
   signInFrequencySeconds?: number | null;
+  /** A High Volume Email endpoint beside the mailbox one (hveHost/hvePort); none when absent. */
+  hve?: SimulatorHveOptions;
 }
 
 export interface ReceivedMessage {
@@ -65,8 +90,8 @@ export interface ReceivedMessage {
   raw: Buffer;
   queueId: string;
   at: Date;
-  /** How it arrived: SMTP submission (default) or the Graph sendMail API. */
-  via?: 'smtp' | 'graph';
+  /** How it arrived: SMTP submission (default), the Graph sendMail API, or the High Volume Email endpoint. */
+  via?: 'smtp' | 'graph' | 'hve';
 }
 
 /** A message in a mailbox's Drafts folder of the simulated Graph. */
@@ -90,6 +115,8 @@ export interface SimulatorStats {
   connections: number;
   maxConcurrentPerMailbox: number;
   throttled: number;
+  /** High Volume Email: sessions refused because the token would expire soon (501 5.5.127). */
+  hveTokenExpiringSoon: number;
   /** Requests to the Graph endpoint, and those answered 429/503. */
   graphRequests: number;
   graphThrottled: number;
@@ -117,6 +144,8 @@ export interface SimulatorFaults {
   dropBeforeFinalReply: number;
   /** Token POST answers 503 temporarily_unavailable. */
   tokenEndpointDown: boolean;
+  /** The next `count` app-only tokens live `seconds` instead of tokenLifetimeSeconds (a token lifetime policy, or a short-lived token from a cache). */
+  shortLivedTokens(count: number, seconds: number): void;
   /** Delay before answering token requests. */
   tokenEndpointDelayMs: number;
   /**
@@ -136,6 +165,9 @@ export interface Simulator {
   readonly smtpPort: number;
   /** The simulated Microsoft Graph, e.g. 'https://127.0.0.1:40125' (use as graphHost). */
   readonly graphHost: string;
+  /** The simulated High Volume Email endpoint (options.hve): use as an HVE account's smtpHost and smtpPort. */
+  readonly hveHost: string | null;
+  readonly hvePort: number | null;
   readonly received: ReceivedMessage[];
   readonly faults: SimulatorFaults;
   readonly stats: SimulatorStats;

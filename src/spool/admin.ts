@@ -150,8 +150,14 @@ export class QueueAdmin {
 
   private async require(id: string): Promise<{ entry: SpoolEntry; dir: StateDir }> {
     const found = await this.find(id);
-    if (!found) throw new QueueCommandError(`no message ${id} in the spool (see: queue list)`);
-    return found;
+    if (found) return found;
+    // The id a client was given for a message that was split: the commands act on one part each.
+    const parts = (await this.spool.list()).filter((e) => e.meta.split?.parent === id);
+    if (parts.length > 0) {
+      const list = parts.map((p) => `${p.meta.id} (account ${p.meta.route?.account ?? 'default'}, ${p.meta.envelope.to.join(', ')})`).join('; ');
+      throw new QueueCommandError(`message ${id} was split by its recipients' routes into parts that are handled one by one: ${list}. Name a part's id`);
+    }
+    throw new QueueCommandError(`no message ${id} in the spool (see: queue list)`);
   }
 
   private async take(id: string, allowed: StateDir[]): Promise<{ meta: MessageMeta; from: StateDir }> {

@@ -17,7 +17,13 @@ export type CrashPoint =
   /** A deferral half written: new metadata in queue/, old one still in active/. */
   | 'between-defer-steps'
   /** Graph transport, large message: the draft exists in the mailbox, not yet sent. */
-  | 'graph-after-draft';
+  | 'graph-after-draft'
+  /** A split message: every part's metadata durable in tmp/, not yet committed (no part deliverable). */
+  | 'split-before-commit'
+  /** A split message committed (split/<parent>/), its parts not yet in queue/, no 250 yet. */
+  | 'split-after-commit'
+  /** A split message: some parts moved into queue/, others still in split/<parent>/. */
+  | 'split-during-unpack';
 
 const setting = process.env.M365_RELAY_CRASH_AT ?? '';
 const [target, countText] = setting.split(':');

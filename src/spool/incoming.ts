@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
 import { closeFd, fsyncFd, openFd, writeAll } from './fd.js';
-import type { CommitInput } from './types.js';
+import type { CommitInput, MessageMeta } from './types.js';
 
 export interface IncomingMessage {
   readonly id: string;
@@ -14,8 +14,11 @@ export interface IncomingMessage {
    * Resolves with the byte count; rejects with SpoolWriteError.
    */
   write(data: NodeJS.ReadableStream): Promise<number>;
-  /** Makes the message durable and queued. Rejects with SpoolWriteError. */
-  commit(input: CommitInput): Promise<void>;
+  /**
+   * Makes the message durable and queued: one queue entry, or one per part when `input.parts` has
+   * several (all or none of them). Resolves with the entries queued. Rejects with SpoolWriteError.
+   */
+  commit(input: CommitInput): Promise<MessageMeta[]>;
   /** Discards whatever was written; never throws. */
   abort(): Promise<void>;
 }
@@ -62,7 +65,7 @@ export class SpoolIncoming implements IncomingMessage {
   constructor(
     readonly id: string,
     private readonly dataPath: string,
-    private readonly onCommit: (id: string, size: number, input: CommitInput) => Promise<void>,
+    private readonly onCommit: (id: string, size: number, input: CommitInput) => Promise<MessageMeta[]>,
   ) {}
 
   async write(data: NodeJS.ReadableStream): Promise<number> {
@@ -88,9 +91,9 @@ export class SpoolIncoming implements IncomingMessage {
     return writer.bytes;
   }
 
-  async commit(input: CommitInput): Promise<void> {
+  async commit(input: CommitInput): Promise<MessageMeta[]> {
     if (this.size < 0) throw new SpoolWriteError(`message ${this.id} was committed before its data was written`);
-    await this.onCommit(this.id, this.size, input);
+    return this.onCommit(this.id, this.size, input);
   }
 
   async abort(): Promise<void> {

@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import { crashPoint } from './crashPoints.js';
 import { SpoolWriteError } from './errors.js';
-import { writeFileDurably } from './fd.js';
+import { fsyncPath, writeFileDurably } from './fd.js';
 import { DirectorySyncer } from './fsync.js';
 import { isMessageId, newMessageId } from './ids.js';
 import { SpoolIncoming, type IncomingMessage, type MessageSink } from './incoming.js';
@@ -14,6 +14,8 @@ import type { CommitInput, MessageMeta, SpoolState } from './types.js';
 /** Directories of metadata files; the directory is the state. */
 const STATE_DIRS = { queue: 'queue', active: 'active', failed: 'failed', hold: 'hold', admin: 'admin' } as const;
 export type StateDir = keyof typeof STATE_DIRS;
+/** Committed parts of split messages on their way into queue/ (see Spool.commitSplit). */
+const SPLIT_DIR = 'split';
 
 export interface SpoolEntry {
   meta: MessageMeta;
@@ -41,6 +43,7 @@ export interface SpoolEvents {
  *   hold/<id>.json     held by an administrator
  *   admin/<id>.json    taken by a `queue` command for a moment (returned to the queue at start)
  *   tmp/               metadata being written (cleaned at start)
+ *   split/<parent>/    the parts of a split message, committed together (moved into queue/ at once)
  *   corrupt/           entries that could not be read, moved aside, never deleted
  * Every state change is an atomic rename of the metadata file followed by a directory fsync.
  */
@@ -55,7 +58,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   }
 
   static async open(dir: string, logger: Logger): Promise<Spool> {
-    for (const sub of ['data', 'tmp', 'corrupt', 'control', ...Object.values(STATE_DIRS)]) {
+    for (const sub of ['data', 'tmp', 'corrupt', 'control', SPLIT_DIR, ...Object.values(STATE_DIRS)]) {
       await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
     }
     return new Spool(dir, logger);
@@ -74,21 +77,29 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     return new SpoolIncoming(id, this.dataPath(id), (msgId, size, input) => this.commitIncoming(msgId, size, input));
   }
 
-  private async commitIncoming(id: string, size: number, input: CommitInput): Promise<void> {
-    const meta: MessageMeta = {
+  private async commitIncoming(id: string, size: number, input: CommitInput): Promise<MessageMeta[]> {
+    const receivedAt = new Date().toISOString();
+    const newMeta = (metaId: string, to: string[], route: CommitInput['route']): MessageMeta => ({
       version: 1,
-      id,
-      envelope: input.envelope,
-      recipients: input.envelope.to.map((address) => ({ address, status: 'pending' })),
+      id: metaId,
+      envelope: { from: input.envelope.from, to },
+      recipients: to.map((address) => ({ address, status: 'pending' })),
       client: input.client,
       size,
-      receivedAt: new Date().toISOString(),
+      receivedAt,
       attempts: 0,
       nextAttemptAt: null,
       lastError: null,
       ...(input.notice && { notice: input.notice }),
-      ...(input.route && { route: input.route }),
-    };
+      ...(route && { route }),
+    });
+    const parts = input.parts ?? [];
+    if (parts.length > 1) {
+      const metas = parts.map((part, i) => ({ ...newMeta(newMessageId(), part.to, part.route), split: { parent: id, part: i + 1, of: parts.length } }));
+      await this.commitSplit(id, metas);
+      return metas;
+    }
+    const meta = newMeta(id, input.envelope.to, parts[0]?.route ?? input.route);
     try {
       await this.writeMeta('queue', meta, () => crashPoint('after-meta-rename'));
       // The data file's directory entry must be durable too before we answer 250.
@@ -98,6 +109,82 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
     }
     crashPoint('before-ack');
     this.emit('queued', meta);
+    return [meta];
+  }
+
+  /**
+   * Queues the parts of a split message all together or not at all. The invariant: no part is in
+   * queue/ (deliverable) unless every part is durable. Each part's data file is a hard link to the
+   * message's (a copy where links are not possible), so that every part owns its files as an
+   * unsplit message does. The metadata files are written into a directory under tmp/ and fsynced;
+   * the one atomic rename of that directory into split/ is the commit point. The parts then move
+   * into queue/ (recover() finishes that after a crash). A crash before the commit leaves only
+   * files in tmp/ and unreferenced data, which the next start removes: nothing is delivered and the
+   * client, who got no 250, sends the message again. A crash after it delivers every part, even
+   * when the 250 was not sent yet: the same window as an unsplit message (RFC 1047).
+   */
+  private async commitSplit(parentId: string, parts: MessageMeta[]): Promise<void> {
+    const staging = join(this.dir, 'tmp', `split-${parentId}`);
+    const committed = join(this.dir, SPLIT_DIR, parentId);
+    let isCommitted = false;
+    try {
+      for (const part of parts) await linkOrCopy(this.dataPath(parentId), this.dataPath(part.id));
+      await this.syncer.sync(join(this.dir, 'data'));
+      await mkdir(staging, { mode: 0o700 });
+      for (const part of parts) await writeFileDurably(join(staging, `${part.id}.json`), Buffer.from(JSON.stringify(part)));
+      await fsyncPath(staging);
+      crashPoint('split-before-commit');
+      await rename(staging, committed);
+      isCommitted = true;
+      await this.syncer.sync(join(this.dir, SPLIT_DIR));
+      crashPoint('split-after-commit');
+    } catch (err) {
+      if (!isCommitted) {
+        await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+        for (const part of parts) await rm(this.dataPath(part.id), { force: true }).catch(() => undefined);
+      }
+      throw new SpoolWriteError(`cannot queue message ${parentId} (split for ${parts.length} accounts): ${(err as Error).message}`, { cause: err });
+    }
+    // Committed: from here on the message is accepted whatever happens; a part that cannot be moved
+    // into queue/ now is moved by the next rescan or start.
+    try {
+      await this.unpackSplit(parentId);
+      await unlink(this.dataPath(parentId)).catch(ignoreMissing);
+      await this.syncer.sync(join(this.dir, 'data'));
+    } catch (err) {
+      this.logger.error({ event: 'alert', alert: 'spool-write', msgId: parentId, err }, `the parts of message ${parentId} are queued but could not be moved into ${join(this.dir, 'queue')}; the relay retries at its next queue rescan`);
+      return;
+    }
+    crashPoint('before-ack');
+    for (const part of parts) this.emit('queued', part);
+  }
+
+  /** Moves the committed parts of a split message from split/<parent>/ into queue/. Returns their ids. */
+  private async unpackSplit(parentId: string): Promise<string[]> {
+    const dir = join(this.dir, SPLIT_DIR, parentId);
+    const ids = (await readdir(dir)).filter((n) => n.endsWith('.json') && isMessageId(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    for (const id of ids) {
+      await rename(join(dir, `${id}.json`), this.metaPath('queue', id));
+      crashPoint('split-during-unpack');
+    }
+    await this.syncer.sync(join(this.dir, STATE_DIRS.queue));
+    await rm(dir, { recursive: true, force: true });
+    await this.syncer.sync(join(this.dir, SPLIT_DIR));
+    return ids;
+  }
+
+  /**
+   * Split messages committed but not yet in queue/ (a crash, or a failed move): moved now. Run by
+   * recover() and by the relay's queue rescans. Returns the ids of the parts moved.
+   */
+  async unpackPendingSplits(): Promise<string[]> {
+    const moved: string[] = [];
+    for (const parent of await readdir(join(this.dir, SPLIT_DIR)).catch(() => [] as string[])) {
+      if (!isMessageId(parent)) continue;
+      moved.push(...(await this.unpackSplit(parent)));
+      await unlink(this.dataPath(parent)).catch(ignoreMissing);
+    }
+    return moved;
   }
 
   /**
@@ -254,6 +341,8 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
       await rm(join(this.dir, 'tmp', name), { force: true, recursive: true });
       report.removedTemp++;
     }
+    // Split messages committed before the crash: their parts join the queue like any other.
+    await this.unpackPendingSplits();
 
     const queuedIds = new Set(await this.ids('queue'));
     const failedIds = new Set(await this.ids('failed'));
@@ -295,7 +384,7 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
       await rm(this.dataPath(id), { force: true });
       report.removedOrphanData++;
     }
-    for (const sub of ['tmp', 'data', ...Object.values(STATE_DIRS)]) await this.syncer.sync(join(this.dir, sub));
+    for (const sub of ['tmp', 'data', SPLIT_DIR, ...Object.values(STATE_DIRS)]) await this.syncer.sync(join(this.dir, sub));
     report.queued = queuedIds.size;
     return { report, queuedIds: [...queuedIds].sort() };
   }
@@ -372,4 +461,16 @@ export function parseMeta(text: string, id: string): MessageMeta {
 
 function ignoreMissing(err: NodeJS.ErrnoException): void {
   if (err.code !== 'ENOENT') throw err;
+}
+
+/** A second name for an immutable data file; a durable copy where the file system has no hard links. */
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK' && code !== 'EXDEV') throw err;
+    await copyFile(from, to, 1 /* COPYFILE_EXCL */);
+    await fsyncPath(to);
+  }
 }

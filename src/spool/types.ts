@@ -59,6 +59,12 @@ export interface MessageMeta {
   requeuedAt?: string;
   /** Set on a failure notice the relay generated: the id of the message that failed. Never noticed itself. */
   notice?: { for: string };
+  /**
+   * Set on one part of a message whose recipients were routed to different accounts: `parent` is
+   * the id the client was given (250 ... queued as <parent>), `part` counts from 1 of `of`. Each
+   * part is a queue entry of its own, with its own recipients (envelope.to) and its own outcome.
+   */
+  split?: { parent: string; part: number; of: number };
 }
 
 /** What the listener (or the relay itself, for a notice) knows when a message is committed. */
@@ -68,4 +74,9 @@ export interface CommitInput {
   /** The account chosen by `routes` (absent: default). */
   route?: MessageRoute;
   notice?: { for: string };
+  /**
+   * The recipients by account, when they take different routes: one queue entry per part, all
+   * made durable together (see Spool.commitSplit). One part, or none, is the usual single entry.
+   */
+  parts?: Array<{ route: MessageRoute; to: string[] }>;
 }
