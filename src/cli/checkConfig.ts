@@ -4,6 +4,7 @@ import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } fr
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
 import { credentialsOf, describeExpiry, expiryState } from '../oauth/credentialExpiry.js';
 import { silentLogger } from '../observability/logger.js';
+import { proxyNote } from '../proxy/index.js';
 import { createTokenSource } from '../relay/accountFactory.js';
 
 export function describeConfig(file: string, config: RelayConfig): string {
@@ -24,7 +25,7 @@ function describeCredentials(a: AccountConfig): string {
 }
 
 function describeTransport(a: AccountConfig): string {
-  return a.transport === 'graph' ? `Graph ${a.graphHost}` : `${a.smtpHost}:${a.smtpPort}`;
+  return a.transport === 'graph' ? `Graph ${a.graphHost}${proxyNote(a.proxy, new URL(a.graphHost).hostname)}` : `${a.smtpHost}:${a.smtpPort}${proxyNote(a.proxy, a.smtpHost)}`;
 }
 
 function describeRoute(r: RouteConfig): string {

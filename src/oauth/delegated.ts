@@ -77,7 +77,7 @@ export class DelegatedTokenProvider implements TokenSource {
     if (!(this.keepAliveMs > 0 && this.lifetimeMs > 0 && this.warnBeforeMs >= 0)) throw new RangeError('keepAliveInterval and refreshTokenLifetime must be positive');
     // A bad key is a configuration error the caller sees at once.
     this.cache = new TokenCacheFile(options.cacheFile, options.cacheKey, { loginCommand: loginCommandLine(options) });
-    this.app = createPublicClient(options, { logger, cachePlugin: this.cache.plugin });
+    this.app = createPublicClient(options, { logger, cachePlugin: this.cache.plugin, requestTimeout: options.tokenTimeout });
   }
 
   getToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
