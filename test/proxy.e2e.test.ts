@@ -3,36 +3,18 @@
 // verified against the simulator's certificate), with and without proxy authentication; and
 // check-config --connect names the proxy and tells refused / 407 / 403-to-CONNECT apart.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { stringify } from 'yaml';
-import { CLI, rawConfigFor, sendMessage, simulatorSuite, spawnRelay, startInProcessRelay } from './helpers/harness.js';
+import { cliAsync, rawConfigFor, sendMessage, simulatorSuite, spawnRelay, startInProcessRelay } from './helpers/harness.js';
 import { graphConfig, graphAccount, GRAPH_APP } from './helpers/graph.js';
 import { startConnectProxy, type TestProxy } from './helpers/connectProxy.js';
 import { waitFor } from './helpers/wait.js';
 
 const APP = '11111111-2222-3333-4444-555555555555';
 const SECRET = 'pr0xy-Secret-9';
-
-/** The CLI as a child, without blocking this process: the proxy and the simulator run here. */
-function cli(args: string[], _input?: string, env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('outbound through an HTTP proxy', () => {
   const suite = simulatorSuite({
@@ -104,11 +86,11 @@ describe('outbound through an HTTP proxy', () => {
     // check-config shows where the proxy came from, redacted; with NO_PROXY naming the host, no proxy.
     const file = join(dir, 'check.yaml');
     writeFileSync(file, stringify(rawConfigFor(suite.sim, join(dir, 'spool2'))));
-    const shown = await cli(['check-config', '--config', file], undefined, { ...process.env, ...env });
+    const shown = await cliAsync(['check-config', '--config', file], { ...process.env, ...env });
     assert.equal(shown.code, 0, shown.stdout + shown.stderr);
     assert.match(shown.stdout, new RegExp(`via proxy http://\\*\\*\\*@127\\.0\\.0\\.1:${proxy.port} \\(from HTTPS_PROXY\\)`));
     assert.doesNotMatch(shown.stdout + shown.stderr, new RegExp(SECRET));
-    const bypassed = await cli(['check-config', '--config', file, '--connect'], undefined, { ...process.env, ...env, NO_PROXY: suite.sim.smtpHost });
+    const bypassed = await cliAsync(['check-config', '--config', file, '--connect'], { ...process.env, ...env, NO_PROXY: suite.sim.smtpHost });
     const count = proxy.connects.length;
     assert.equal(bypassed.code, 0, bypassed.stdout + bypassed.stderr);
     assert.doesNotMatch(bypassed.stdout, /via proxy/);
@@ -120,7 +102,7 @@ describe('outbound through an HTTP proxy', () => {
       const dir = suite.dir();
       const file = join(dir, 'relay.yaml');
       writeFileSync(file, stringify(rawConfigFor(suite.sim, join(dir, 'spool'), { proxy: proxyUrl, ...extra })));
-      return cli(['check-config', '--config', file, '--connect']);
+      return cliAsync(['check-config', '--config', file, '--connect']);
     };
 
     test('through a working proxy: ok, each step names the proxy', async (t) => {

@@ -3,6 +3,7 @@
 import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
 import { credentialsOf, describeExpiry, expiryState } from '../oauth/credentialExpiry.js';
+import { lookupSecretExpiry, registrationTokenSource, type RegistrationLookup } from '../oauth/registration.js';
 import { silentLogger } from '../observability/logger.js';
 import { proxyNote } from '../proxy/index.js';
 import { createTokenSource } from '../relay/accountFactory.js';
@@ -39,6 +40,9 @@ export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStre
     out.write(`\naccount ${account.name} (${account.mailbox}):\n`);
     const tokens = createTokenSource(account, silentLogger(), { configFile });
     const findings = await checkUpstream(account, tokens);
+    if (account.flow === 'client-credentials' && account.clientSecret && findings.every((f) => f.ok || f.warning)) {
+      findings.push(registrationFinding(account, await lookupSecretExpiry(account, registrationTokenSource(account, silentLogger()))));
+    }
     for (const finding of findings) {
       out.write(formatFinding(finding));
       if (!finding.ok && !finding.warning) failed = true;
@@ -46,6 +50,21 @@ export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStre
   }
   out.write(failed ? '\nThe relay cannot deliver with this configuration: fix the problem above and run this check again.\n' : '\nReady: the relay can reach Microsoft 365 and authenticate as the mailbox.\n');
   return failed ? 1 : 0;
+}
+
+/** The secret's expiry as the app registration records it (read with Graph when the app may). */
+function registrationFinding(account: AccountConfig, result: RegistrationLookup): Finding {
+  const step = `client secret expiry in the app registration (Graph ${account.graphHost})`;
+  if (result.status === 'found' && result.expiresAt) {
+    const now = Date.now();
+    const credential = { account: account.name, kind: 'client-secret' as const, expiresAt: result.expiresAt, source: 'graph' as const };
+    const near = expiryState(result.expiresAt, now).band !== null;
+    return { step, ok: !near, ...(near && { warning: true, problem: 'the client secret expires soon', fix: 'create a new client secret (Certificates & secrets), put it where clientSecret reads it, and reload' }), detail: describeExpiry(credential, now) };
+  }
+  if (result.status === 'found') {
+    return { step, ok: false, warning: true, detail: "none of the app's secrets begins like the configured clientSecret", problem: 'clientSecret may not be a current secret of this app', fix: 'check that clientSecret holds the secret VALUE (not its ID) of this app' };
+  }
+  return { step, ok: true, detail: `not read (${result.message}); clientSecretExpires ${account.clientSecretExpires ? `(${account.clientSecretExpires}) ` : ''}is used. Optional: grant the app Application.Read.All (Microsoft Graph, application) to have it read from the registration` };
 }
 
 function formatFinding(f: Finding): string {
