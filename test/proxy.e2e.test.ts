@@ -12,6 +12,8 @@ import { cliAsync, rawConfigFor, sendMessage, simulatorSuite, spawnRelay, startI
 import { graphConfig, graphAccount, GRAPH_APP } from './helpers/graph.js';
 import { startConnectProxy, type TestProxy } from './helpers/connectProxy.js';
 import { waitFor } from './helpers/wait.js';
+import { loadTestCa } from './helpers/testCa.js';
+import { generateServerCertificate } from '../src/simulator/certs.js';
 
 const APP = '11111111-2222-3333-4444-555555555555';
 const SECRET = 'pr0xy-Secret-9';
@@ -47,6 +49,18 @@ describe('outbound through an HTTP proxy', () => {
     assert.ok(seen.includes(`${suite.sim.smtpHost}:${suite.sim.smtpPort}`), `SMTP through the proxy: ${seen.join(', ')}`);
     await waitFor('the delivered line', () => relay.logs.find((l) => l.event === 'delivered'), 10_000);
     assert.doesNotMatch(JSON.stringify(relay.logs), new RegExp(SECRET));
+  });
+
+  test('an https:// proxy: TLS to the proxy (its certificate verified), then TLS to Microsoft inside the tunnel', async (t) => {
+    suite.sim.reset();
+    const proxy = await startConnectProxy({ user: 'relay', password: SECRET, tls: await generateServerCertificate(loadTestCa()) });
+    t.after(() => proxy.close());
+    const relay = await startInProcessRelay(rawConfigFor(suite.sim, join(suite.dir(), 'spool'), { proxy: `https://relay:${SECRET}@localhost:${proxy.port}` }));
+    t.after(() => relay.stop());
+    await sendMessage(relay.port, { from: 'scanner@contoso.com', to: ['erin@contoso.com'] });
+    await suite.sim.waitForMessages(1, 15_000);
+    assert.ok(targets(proxy).includes(tokenTarget()));
+    assert.ok(targets(proxy).includes(`${suite.sim.smtpHost}:${suite.sim.smtpPort}`));
   });
 
   test('Graph: token endpoint and Graph through the proxy (no authentication); another account with proxy: direct bypasses it', async (t) => {

@@ -1,25 +1,28 @@
 // A forwarding HTTP proxy on loopback that only does CONNECT, as corporate proxies do for HTTPS:
 // optional Basic authentication, ports it refuses (403), and a record of every CONNECT it saw.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 export interface TestProxy {
   port: number;
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT, or https://localhost:PORT for a TLS proxy */
   url: string;
   /** Every CONNECT target asked for (host:port), in order, with the answer given. */
   connects: Array<{ target: string; status: number; authorization: string | undefined }>;
   close(): Promise<void>;
 }
 
-export async function startConnectProxy(options: { user?: string; password?: string; refusePorts?: number[] } = {}): Promise<TestProxy> {
+/** `tls`: an https:// proxy with this certificate (for localhost, e.g. from generateServerCertificate). */
+export async function startConnectProxy(options: { user?: string; password?: string; refusePorts?: number[]; tls?: { certPem: string; keyPem: string } } = {}): Promise<TestProxy> {
   const connects: TestProxy['connects'] = [];
   const sockets = new Set<Socket>();
   const expected = options.user !== undefined ? `Basic ${Buffer.from(`${options.user}:${options.password ?? ''}`).toString('base64')}` : undefined;
-  const server: Server = createServer((_req, res) => {
+  const refuseOthers = (_req: IncomingMessage, res: import('node:http').ServerResponse) => {
     res.writeHead(405, { allow: 'CONNECT' }).end();
-  });
-  server.on('connection', (s: Socket) => {
+  };
+  const server: Server = options.tls ? createTlsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, refuseOthers) : createServer(refuseOthers);
+  server.on(options.tls ? 'secureConnection' : 'connection', (s: Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
@@ -51,7 +54,7 @@ export async function startConnectProxy(options: { user?: string; password?: str
   const port = (server.address() as AddressInfo).port;
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: options.tls ? `https://localhost:${port}` : `http://127.0.0.1:${port}`,
     connects,
     close: () =>
       new Promise<void>((resolve) => {

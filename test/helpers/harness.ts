@@ -68,6 +68,8 @@ export function rawConfigFor(sim: Simulator, spoolDir: string, overrides: Raw = 
       authorityHost: sim.authorityHost,
       smtpHost: sim.smtpHost,
       smtpPort: sim.smtpPort,
+      // Graph too on loopback: the relay reads the app's registration there (see CredentialWatch).
+      graphHost: sim.graphHost,
       mailbox: 'relay@contoso.com',
       sendAs: ['@contoso.com'],
       rateLimit: { messages: 1000, perSeconds: 60 },
