@@ -2,13 +2,15 @@
 // The line above is the relay's runtime tuning (the systemd unit and the Docker image repeat it;
 // test/packaging.test.ts keeps them equal): at most two malloc arenas and a 2 MiB young generation
 // take about 15-20 MiB off the idle footprint at no measurable CPU cost (bench/README.md).
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
 import { formatQueueTable, formatShow, groupParts, toCorruptItem, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
+import { setupAccountOf, setupSteps } from './cli/setup.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { preflight } from './cli/preflight.js';
 import { startRelay, type RunningRelay } from './daemon.js';
@@ -45,6 +47,9 @@ Usage:
   m365-relay queue delete ID --config FILE     remove a message for good
   m365-relay queue restore ID --config FILE    put a corrupt message back once its files are whole
   m365-relay hash-password                     read a password on stdin, print a passwordHash value
+  m365-relay setup --account NAME --config FILE
+                                               print the Microsoft 365 setup of one account (Azure CLI
+                                               and Exchange Online PowerShell commands, values filled in)
 
   m365-relay COMMAND --help                    help for one command
 `;
@@ -94,6 +99,17 @@ relay is woken and sends the mail that waited for the sign-in.
   queue restore ID             put a corrupt message back once its files are whole
 Safe while the relay runs; run them as the spool's owner (the service's user).
 `,
+  setup: `Usage: m365-relay setup --account NAME --config FILE
+
+Prints, for one account of FILE, the exact steps on the Microsoft 365 side with its values filled
+in: the app registration, its credential (certificate or secret), the API permission and admin
+consent as Azure CLI (az) commands; then Exchange Online PowerShell: the service principal
+(New-ServicePrincipal), the mailbox permission or an RBAC for Applications role assignment with a
+management scope, SMTP AUTH for the mailbox (Set-CASMailbox), Add-HVEAppAccess for High Volume
+Email; and finally the check-config --connect to run. National clouds get their own endpoints.
+It changes nothing and needs no secret; a secret is never printed.
+  --account NAME   default (the top-level microsoft365) or a name under accounts:
+`,
   'hash-password': `Usage: printf %s 'the password' | m365-relay hash-password
 
 Reads a password on stdin and prints a scrypt passwordHash value for users[].passwordHash.
@@ -134,6 +150,8 @@ async function main(argv: string[]): Promise<number> {
       return loginCommandFor(rest);
     case 'queue':
       return queue(rest);
+    case 'setup':
+      return setupCommand(rest);
     case 'hash-password':
       return hashPasswordCommand();
     case undefined:
@@ -255,6 +273,21 @@ async function sendTestCommand(args: string[]): Promise<number> {
   }
   // send-test talks to the relay's own listener and reads the spool: no Microsoft 365 secret is needed.
   return sendTest(loadConfigFile(file, process.env, { keepUnresolved: true }), { configFile: file, to: values.to, from: values.from as string | undefined, user, timeoutMs: timeout * 1000, out: process.stdout });
+}
+
+/** `setup --account NAME --config FILE`: the Microsoft 365 steps for one account, printed. */
+function setupCommand(args: string[]): number {
+  const { file, values } = configOption(args, { account: { type: 'string' } });
+  if (typeof values.account !== 'string') throw new UsageError('setup needs --account NAME (default is the top-level microsoft365)', 'setup');
+  // Setup needs no secret: references that cannot be resolved here stay as they are.
+  const accounts = accountsOf(loadConfigFile(file, process.env, { keepUnresolved: true }));
+  const account = accounts.get(values.account);
+  if (!account) throw new UsageError(`there is no account "${values.account}" (known: ${[...accounts.keys()].join(', ')})`, 'setup');
+  // The secret's reference as written (${VAR}, ${file:...}), to say where the new secret goes.
+  const raw = parseYaml(readFileSync(file, 'utf8')) as { microsoft365?: { clientSecret?: unknown }; accounts?: Record<string, { clientSecret?: unknown }> } | null;
+  const rawSecret = account.name === 'default' ? raw?.microsoft365?.clientSecret : raw?.accounts?.[account.name]?.clientSecret;
+  process.stdout.write(setupSteps(setupAccountOf(account, rawSecret), file));
+  return 0;
 }
 
 /** `login --config FILE [--account NAME]`: device-code sign-in for a delegated account. */

@@ -5,7 +5,8 @@ import { createListener } from './listener/index.js';
 import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
-import { CredentialWatch } from './oauth/credentialExpiry.js';
+import { CredentialWatch, type CredentialWatchOptions } from './oauth/credentialExpiry.js';
+import { lookupSecretExpiry, registrationTokenSource } from './oauth/registration.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
 import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, takeAdminActions, watchWakeups, type SpoolLock } from './spool/index.js';
@@ -41,6 +42,10 @@ export interface RelayOptions {
    * always <spool.dir>/staging, made and emptied only once this process owns the spool (lock held).
    */
   factoryContext?: Omit<FactoryContext, 'stagingDir'>;
+  /** Reads each app-only secret's expiry from its app registration in Graph (default: lookupSecretExpiry). */
+  registrationLookup?: CredentialWatchOptions['lookup'] | null;
+  /** When the first registration lookup runs after start (default 2 minutes). */
+  registrationLookupDelayMs?: number;
 }
 
 /**
@@ -105,7 +110,12 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   const rescanTimer = setInterval(onWake, RESCAN_INTERVAL_MS);
   rescanTimer.unref();
 
-  const credentials = new CredentialWatch(logger);
+  const credentials = new CredentialWatch(logger, {
+    signins: () => Object.entries(signins(worker)).map(([account, expiresAt]) => ({ account, expiresAt })),
+    lookup: options.registrationLookup === null ? undefined : (options.registrationLookup ?? ((account) => lookupSecretExpiry(account, registrationTokenSource(account, logger.child({ account: account.name, purpose: 'registration' }))))),
+    ...(options.registrationLookupDelayMs !== undefined && { lookupDelayMs: options.registrationLookupDelayMs }),
+    ...(options.factoryContext?.configFile !== undefined && { configFile: options.factoryContext.configFile }),
+  });
   const space = new SpaceGuard(config.spool.dir, config.spool.minFreeSpace);
   const listener = createListener({ config, sink: spool, logger, space });
   let addresses: Array<{ host: string; port: number }>;

@@ -10,6 +10,7 @@ import { describe, test } from 'node:test';
 import nodemailer from 'nodemailer';
 import { loginCommand, type DelegatedLoginTarget } from '../src/cli/login.js';
 import { DelegatedTokenProvider, LoginError, TokenCacheError, TokenCacheFile, TokenError, parseCacheKey, runDeviceCodeLogin } from '../src/oauth/index.js';
+import { CredentialWatch } from '../src/oauth/credentialExpiry.js';
 import type { Simulator } from '../src/simulator/index.js';
 import { simulatorSuite, startTestSimulator } from './helpers/harness.js';
 import { captureLogger } from './helpers/logs.js';
@@ -225,23 +226,31 @@ describe('delegated sign-in (device code) and token provider', () => {
     }
   });
 
-  test('signin-expiring: warned (with a figure for a metric) when the estimated end is under 14 days away', async () => {
+  test('a sign-in near its end: the one credential-expiry mechanism alerts (kind delegated-signin) with the login advice', async () => {
     const { sim } = suite;
     const account = target(sim, suite.dir());
     assert.equal((await login(sim, account)).status, 0);
-    // As if Entra let refresh tokens live 10 days: the estimate is already under the warning line.
-    const { tokens, logs } = provider(account, { refreshTokenLifetime: 10 * 86_400_000 });
+    // As if Entra let refresh tokens live 10 days: the estimate is already inside the 30-day band.
+    const { tokens } = provider(account, { refreshTokenLifetime: 10 * 86_400_000 });
     tokens.startBackgroundRefresh();
     try {
-      const line = await waitFor('the signin-expiring warning', () => logs.lines.find((l) => l.event === 'signin-expiring'), 10_000);
-      assert.equal(line.level, 'warn');
-      assert.equal(line.mailbox, USER);
-      assert.ok(Number(line.expiresInSeconds) > 9 * 86_400 && Number(line.expiresInSeconds) <= 10 * 86_400);
+      await waitFor('the sign-in read', () => tokens.health().signinExpiresAt, 10_000);
     } finally {
       tokens.stopBackgroundRefresh();
     }
     const seconds = tokens.signinExpiresInSeconds() ?? 0;
     assert.ok(seconds > 9 * 86_400 && seconds <= 10 * 86_400, `signinExpiresInSeconds ${seconds}`);
+    const { logger, lines } = captureLogger();
+    const watch = new CredentialWatch(logger, { signins: () => [{ account: 'scans', expiresAt: tokens.health().signinExpiresAt }], configFile: '/etc/m365-relay/relay.yaml' });
+    watch.watch([]);
+    watch.stop();
+    const alert = lines.find((l) => l.event === 'alert' && l.alert === 'credential-expiring');
+    assert.equal(alert?.kind, 'delegated-signin');
+    assert.equal(alert?.level, 'error');
+    assert.equal(alert?.account, 'scans');
+    assert.match(String(alert?.advice), /m365-relay login --config \/etc\/m365-relay\/relay\.yaml --account scans/);
+    assert.ok(!lines.some((l) => l.event === 'signin-expiring'), 'one mechanism: no separate sign-in warning');
+    assert.deepEqual(watch.list().map((c) => [c.account, c.kind, c.source]), [['scans', 'delegated-signin', 'signin']]);
   });
 
   test('a revoked sign-in: TokenError "configuration" with the login advice; a new login restores the running provider', async () => {

@@ -3,7 +3,9 @@
 import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
 import { credentialsOf, describeExpiry, expiryState } from '../oauth/credentialExpiry.js';
+import { lookupSecretExpiry, registrationTokenSource, type RegistrationLookup } from '../oauth/registration.js';
 import { silentLogger } from '../observability/logger.js';
+import { proxyNote } from '../proxy/index.js';
 import { createTokenSource } from '../relay/accountFactory.js';
 
 export function describeConfig(file: string, config: RelayConfig): string {
@@ -39,11 +41,11 @@ function describeCredentials(a: AccountConfig): string {
 }
 
 function describeTransport(a: AccountConfig): string {
-  if (a.transport === 'graph') return `Graph ${a.graphHost}`;
-  if (a.transport !== 'hve') return `${a.smtpHost}:${a.smtpPort}`;
+  if (a.transport === 'graph') return `Graph ${a.graphHost}${proxyNote(a.proxy, new URL(a.graphHost).hostname)}`;
+  if (a.transport !== 'hve') return `${a.smtpHost}:${a.smtpPort}${proxyNote(a.proxy, a.smtpHost)}`;
   const mb = (bytes: number) => `${Math.round((bytes / 1024 / 1024) * 10) / 10} MB`;
   return (
-    `High Volume Email ${a.smtpHost}:${a.smtpPort} (internal recipients only: route external ones to a mailbox account; ` +
+    `High Volume Email ${a.smtpHost}:${a.smtpPort}${proxyNote(a.proxy, a.smtpHost)} (internal recipients only: route external ones to a mailbox account; ` +
     `${a.maxRecipientsPerMessage} recipients a transaction, messages up to ${a.maxMessageSize === null ? 'maxMessageSize' : mb(a.maxMessageSize)}, ` +
     `token renewed ${Math.round(a.tokenRenewBefore / 60_000)} min before expiry)`
   );
@@ -61,6 +63,9 @@ export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStre
     out.write(`\naccount ${account.name} (${account.mailbox}):\n`);
     const tokens = createTokenSource(account, silentLogger(), { configFile });
     const findings = await checkUpstream(account, tokens);
+    if (account.flow === 'client-credentials' && account.clientSecret && findings.every((f) => f.ok || f.warning)) {
+      findings.push(registrationFinding(account, await lookupSecretExpiry(account, registrationTokenSource(account, silentLogger()))));
+    }
     for (const finding of findings) {
       out.write(formatFinding(finding));
       if (!finding.ok && !finding.warning) failed = true;
@@ -68,6 +73,21 @@ export async function connectCheck(config: RelayConfig, out: NodeJS.WritableStre
   }
   out.write(failed ? '\nThe relay cannot deliver with this configuration: fix the problem above and run this check again.\n' : '\nReady: the relay can reach Microsoft 365 and authenticate as the mailbox.\n');
   return failed ? 1 : 0;
+}
+
+/** The secret's expiry as the app registration records it (read with Graph when the app may). */
+function registrationFinding(account: AccountConfig, result: RegistrationLookup): Finding {
+  const step = `client secret expiry in the app registration (Graph ${account.graphHost})`;
+  if (result.status === 'found' && result.expiresAt) {
+    const now = Date.now();
+    const credential = { account: account.name, kind: 'client-secret' as const, expiresAt: result.expiresAt, source: 'graph' as const };
+    const near = expiryState(result.expiresAt, now).band !== null;
+    return { step, ok: !near, ...(near && { warning: true, problem: 'the client secret expires soon', fix: 'create a new client secret (Certificates & secrets), put it where clientSecret reads it, and reload' }), detail: describeExpiry(credential, now) };
+  }
+  if (result.status === 'found') {
+    return { step, ok: false, warning: true, detail: "none of the app's secrets begins like the configured clientSecret", problem: 'clientSecret may not be a current secret of this app', fix: 'check that clientSecret holds the secret VALUE (not its ID) of this app' };
+  }
+  return { step, ok: true, detail: `not read (${result.message}); clientSecretExpires ${account.clientSecretExpires ? `(${account.clientSecretExpires}) ` : ''}is used. Optional: grant the app Application.Read.All (Microsoft Graph, application) to have it read from the registration` };
 }
 
 function formatFinding(f: Finding): string {

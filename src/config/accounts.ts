@@ -32,16 +32,22 @@ export function checkAccountReferences(raw: Record<string, unknown>): ConfigProb
   return problems;
 }
 
-/** Names each account, resolves its files against the configuration's directory and defaults tokenCacheFile. */
+/**
+ * Names each account, resolves its files against the configuration's directory, defaults
+ * tokenCacheFile, and gives it the global `proxy` unless it has its own.
+ */
 export function resolveAccount(
   account: Omit<AccountConfig, 'name' | 'tokenCacheFile'> & { tokenCacheFile?: string },
   name: string,
   spoolDir: string,
   at: (path: string) => string,
+  globalProxy?: string,
 ): AccountConfig {
   const cert = account.clientCertificate;
+  const proxy = account.proxy ?? globalProxy;
   return {
     ...account,
+    ...(proxy !== undefined && { proxy }),
     name,
     clientCertificate: cert ? { privateKeyFile: at(cert.privateKeyFile), certificateFile: at(cert.certificateFile) } : undefined,
     tokenCacheFile: account.tokenCacheFile ? at(account.tokenCacheFile) : join(spoolDir, 'signin', `${name}.json`),

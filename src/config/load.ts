@@ -6,6 +6,7 @@ import { accountsOf, checkAccountReferences, resolveAccount } from './accounts.j
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { interpolateEnv, type InterpolateOptions } from './interpolate.js';
 import { configSchema, type RelayConfig } from './schema.js';
+import { parseProxyUrl } from '../proxy/settings.js';
 
 /** Reads, interpolates, validates and freezes a YAML configuration file. Throws ConfigError. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env, options: InterpolateOptions = {}): RelayConfig {
@@ -40,7 +41,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   if (problems.length > 0 || !result.success) throw new ConfigError(source, problems);
 
   const config = resolvePaths(result.data, dirname(resolve(source)));
-  problems.push(...checkFiles(config));
+  problems.push(...checkFiles(config), ...checkEnvironmentProxy(config, env));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return deepFreeze(config);
 }
@@ -123,8 +124,8 @@ function resolvePaths(config: z.output<typeof configSchema>, base: string): Rela
     ...config,
     listen: config.listen.map((l) => (l.tls ? { ...l, tls: { cert: at(l.tls.cert), key: at(l.tls.key) } } : l)),
     spool: { ...config.spool, dir: spoolDir },
-    microsoft365: resolveAccount(config.microsoft365, 'default', spoolDir, at),
-    accounts: Object.fromEntries(Object.entries(config.accounts).map(([name, account]) => [name, resolveAccount(account, name, spoolDir, at)])),
+    microsoft365: resolveAccount(config.microsoft365, 'default', spoolDir, at, config.proxy),
+    accounts: Object.fromEntries(Object.entries(config.accounts).map(([name, account]) => [name, resolveAccount(account, name, spoolDir, at, config.proxy)])),
   };
 }
 
@@ -152,6 +153,22 @@ function checkFiles(config: RelayConfig): ConfigProblem[] {
     }
   }
   return problems;
+}
+
+/** A proxy URL in the environment that an account would use must be valid: found at start, not at the first delivery. */
+function checkEnvironmentProxy(config: RelayConfig, env: NodeJS.ProcessEnv): ConfigProblem[] {
+  if (![...accountsOf(config).values()].some((a) => a.proxy === undefined)) return [];
+  for (const name of ['https_proxy', 'HTTPS_PROXY']) {
+    const value = env[name]?.trim();
+    if (!value) continue;
+    try {
+      parseProxyUrl(value);
+    } catch (err) {
+      return [{ path: 'proxy', message: `the environment's ${name} is not usable: ${(err as Error).message}; fix it, or set proxy: (a URL, or direct) in the configuration` }];
+    }
+    return [];
+  }
+  return [];
 }
 
 function deepFreeze<T>(value: T): T {

@@ -5,6 +5,7 @@ import { asciiDomain } from '../mail/addresses.js';
 import { CLOUD_NAMES, CLOUDS, type CloudName } from './clouds.js';
 import { parseDuration, parseSize } from './duration.js';
 import { HVE_SMTP_HOST, TRANSPORT_DEFAULTS, type TransportDefaults } from './transportDefaults.js';
+import { DIRECT, parseProxyUrl } from '../proxy/settings.js';
 
 /** Matches the mailbox's own address or a sendAs entry: a full address or "@domain". */
 const addressOrDomain = z
@@ -61,6 +62,20 @@ const httpsUrl = z
   .transform((v) => v.replace(/\/$/, ''));
 
 const port = z.number().int().min(0).max(65535);
+
+/** An http(s):// proxy URL, or `direct` (no proxy, whatever the environment says). Errors never show credentials. */
+const proxySetting = z
+  .string()
+  .trim()
+  .min(1)
+  .superRefine((v, ctx) => {
+    if (v === DIRECT) return;
+    try {
+      parseProxyUrl(v);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    }
+  });
 
 const tlsFiles = z.strictObject({
   cert: z.string().min(1),
@@ -191,6 +206,8 @@ const accountSchema = z
     largeMessages: z.enum(['graph', 'smtp'], { message: 'must be graph or smtp' }).default('graph'),
     /** transport graph: the longest Retry-After honoured; a longer one (or a date further away) is cut to this. */
     retryAfterMax: duration('retryAfterMax').default(600_000),
+    /** This account's proxy, over the global `proxy`: a URL, or `direct` for none. */
+    proxy: proxySetting.optional(),
   })
   .superRefine((m, ctx) => {
     if (m.transport === 'hve' && m.flow === 'device-code') {
@@ -352,6 +369,12 @@ export const configSchema = z.strictObject({
       if (n.notify === 'admin' && !n.adminAddress) ctx.addIssue({ code: 'custom', path: ['adminAddress'], message: 'notify: admin needs adminAddress (who receives the notices)' });
     })
     .optional(),
+  /**
+   * The HTTP proxy for every connection to Microsoft 365 (token endpoint, Graph, SMTP by CONNECT):
+   * http(s)://[user:password@]host:port, or `direct`. Absent: https_proxy/HTTPS_PROXY and
+   * no_proxy/NO_PROXY from the environment. An account's own `proxy` wins.
+   */
+  proxy: proxySetting.optional(),
   /** Optional health and metrics endpoint (off when absent). Loopback by default: it is not for the LAN. */
   http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port }).optional(),
   log: z

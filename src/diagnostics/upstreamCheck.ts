@@ -4,6 +4,7 @@ import { get as httpsGet } from 'node:https';
 import nodemailer, { type TransportOptions } from 'nodemailer';
 import type { AccountConfig, Microsoft365Config } from '../config/index.js';
 import { TokenError, type AccessToken, type TokenSource } from '../oauth/index.js';
+import { httpsAgentFor, ProxyError, proxyNote } from '../proxy/index.js';
 import { provideTokens, submissionOptions } from '../relay/transport.js';
 import { inspectTokenClaims } from './tokenClaims.js';
 
@@ -27,27 +28,27 @@ export interface Finding {
 export async function checkUpstream(account: AccountConfig, tokens: TokenSource): Promise<Finding[]> {
   const findings: Finding[] = [];
   let token: AccessToken;
-  const tokenStep = `${account.flow === 'device-code' ? `delegated token for ${account.mailbox} (token cache ${account.tokenCacheFile})` : `token for app ${account.clientId}`} from ${account.authorityHost}`;
+  const tokenStep = `${account.flow === 'device-code' ? `delegated token for ${account.mailbox} (token cache ${account.tokenCacheFile})` : `token for app ${account.clientId}`} from ${account.authorityHost}${via(account, new URL(account.authorityHost).hostname)}`;
   try {
     token = await tokens.getToken();
     findings.push({ step: tokenStep, ok: true, detail: `obtained, valid until ${token.expiresOn.toISOString()}` });
   } catch (err) {
-    // msal reports a failed connection as "endpoints_resolution_error" and drops the cause: ask
-    // the endpoint ourselves to learn whether it was DNS, a refused port or an untrusted certificate.
-    const network = err instanceof TokenError && err.kind === 'configuration' ? null : await probeHttps(account.authorityHost, account.tokenTimeout);
-    const detail = network ? `${(err as Error).message} (${network})` : (err as Error).message;
-    findings.push({ step: tokenStep, ok: false, detail, ...explainTokenFailure(network ? new Error(detail, { cause: err }) : err, account) });
+    // msal reports a failed connection with little of its cause: ask the endpoint ourselves (by
+    // the same proxy) to learn whether it was the proxy, DNS, a refused port or an untrusted certificate.
+    const network = err instanceof TokenError && err.kind === 'configuration' ? null : await probeHttps(account, account.authorityHost, account.tokenTimeout);
+    const detail = network ? `${(err as Error).message} (${network.message})` : (err as Error).message;
+    findings.push({ step: tokenStep, ok: false, detail, ...explainTokenFailure(network ? new Error(detail, { cause: network }) : err, account) });
     return findings;
   }
 
   findings.push(...inspectTokenClaims(token.accessToken, account));
   if (account.transport === 'graph') {
     // Graph has no way to log in without sending; Mail.Send is proven by a real message.
-    findings.push({ step: `Graph sendMail at ${account.graphHost}`, ok: true, detail: 'not tried without sending: run m365-relay send-test to prove Mail.Send for the mailbox' });
+    findings.push({ step: `Graph sendMail at ${account.graphHost}${via(account, new URL(account.graphHost).hostname)}`, ok: true, detail: 'not tried without sending: run m365-relay send-test to prove Mail.Send for the mailbox' });
     return findings;
   }
 
-  const smtpStep = `SMTP session with ${account.smtpHost}:${account.smtpPort} (STARTTLS, AUTH XOAUTH2 as ${account.mailbox}), nothing sent`;
+  const smtpStep = `SMTP session with ${account.smtpHost}:${account.smtpPort}${via(account, account.smtpHost)} (STARTTLS, AUTH XOAUTH2 as ${account.mailbox}), nothing sent`;
   const transporter = nodemailer.createTransport({ ...submissionOptions(account) } as TransportOptions);
   provideTokens(transporter, tokens);
   try {
@@ -77,8 +78,55 @@ const TLS_TRUST =
   /self[- ]signed certificate|unable to verify the first certificate|certificate signature failure|certificate verify failed|certificate revoked|CERT_SIGNATURE_FAILURE|unable to get (local )?issuer certificate|certificate has expired|certificate is not yet valid|UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_GET_ISSUER_CERT|CERT_HAS_EXPIRED|ERR_TLS_CERT_ALTNAME_INVALID|Hostname\/IP does not match certificate/i;
 const UNREACHABLE = /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|timed? ?out|socket hang up|getaddrinfo/i;
 
-export function explainTokenFailure(err: unknown, account: Pick<Microsoft365Config, 'authorityHost'>): Explanation {
+function via(account: Pick<AccountConfig, 'proxy'>, host: string): string {
+  return proxyNote(account.proxy, host);
+}
+
+/** The ProxyError somewhere in an error's cause chain. */
+function proxyErrorIn(err: unknown): ProxyError | null {
+  let current = err;
+  for (let depth = 0; depth < 6 && current; depth++) {
+    if (current instanceof ProxyError) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
+/** What each refusal of the proxy means, and its fix. */
+export function explainProxyFailure(err: ProxyError, account: Pick<AccountConfig, 'proxy'>): Explanation {
+  const where = account.proxy !== undefined ? 'the proxy key of the configuration' : 'HTTPS_PROXY in the service environment';
+  switch (err.kind) {
+    case 'unreachable':
+      return {
+        problem: `the proxy ${err.proxy} cannot be reached (connection refused, DNS or network): the relay never got to ${err.target}`,
+        fix: `check the proxy's host and port in ${where}, that the proxy is running and that this host may connect to it; if this network needs no proxy, set proxy: direct`,
+      };
+    case 'auth':
+      return {
+        problem: err.message.includes('refused the credentials') ? `the proxy ${err.proxy} refused the user name or password (407)` : `the proxy ${err.proxy} needs authentication (407 Proxy Authentication Required)`,
+        fix:
+          'put the proxy account in the URL: proxy: "http://${PROXY_USER}:${PROXY_PASSWORD}@host:port" (the values from the environment or ${file:/path}; percent-encode @ : / in them). ' +
+          'Only Basic authentication is supported: a proxy that wants NTLM or Kerberos needs a rule that lets this host through without authentication',
+      };
+    case 'forbidden': {
+      const port = Number(err.target.slice(err.target.lastIndexOf(':') + 1));
+      const smtp = port !== 443;
+      return {
+        problem: `the proxy ${err.proxy} does not allow a tunnel to ${err.target} (answered ${err.status ?? '?'} to CONNECT)`,
+        fix: smtp
+          ? `allow CONNECT to ${err.target} in the proxy (many proxies allow CONNECT to port 443 only: in Squid, add ${port} to the SSL_ports ACL or allow it before "http_access deny CONNECT !SSL_ports"); or use transport: graph, which needs only HTTPS (443); or set proxy: direct for this account and open TCP ${port} outbound in the firewall`
+          : `allow CONNECT to ${err.target} in the proxy's allow list (the Microsoft 365 endpoints must be reachable without TLS inspection)`,
+      };
+    }
+    case 'timeout':
+      return { problem: `the proxy ${err.proxy} did not open the tunnel to ${err.target} in time`, fix: `check that the proxy can reach ${err.target} and is not overloaded; check the host and port in ${where}` };
+  }
+}
+
+export function explainTokenFailure(err: unknown, account: Pick<AccountConfig, 'authorityHost' | 'proxy'>): Explanation {
   const text = `${(err as Error)?.message ?? ''} ${String((err as { cause?: unknown })?.cause ?? '')}`;
+  const proxyError = proxyErrorIn(err);
+  if (proxyError) return explainProxyFailure(proxyError, account);
   if (err instanceof TokenError && err.kind === 'configuration') {
     return { problem: err.aadsts ? `Entra ID refused the request (AADSTS${err.aadsts})` : 'Entra ID refused the request', fix: err.advice };
   }
@@ -94,6 +142,8 @@ export function explainTokenFailure(err: unknown, account: Pick<Microsoft365Conf
 
 export function explainSmtpFailure(err: SmtpError, account: Microsoft365Config): Explanation {
   const text = `${err.response ?? ''} ${err.message ?? ''}`;
+  const proxyError = proxyErrorIn(err);
+  if (proxyError) return explainProxyFailure(proxyError, account);
   if (/\b5\.7\.139\b/.test(text)) {
     return {
       problem: `SMTP AUTH is disabled for the mailbox ${account.mailbox} or for the whole tenant`,
@@ -138,16 +188,18 @@ export function explainSmtpFailure(err: SmtpError, account: Microsoft365Config):
   return { problem: 'the SMTP session failed for an unrecognised reason', fix: 'read the detail above; check smtpHost, smtpPort and the network path' };
 }
 
-/** A bare HTTPS request to `origin`: null when it answers at all, else the connection error's code and text. */
-function probeHttps(origin: string, timeoutMs: number): Promise<string | null> {
-  return new Promise((resolve) => {
-    const req = httpsGet(origin, { timeout: Math.min(timeoutMs, 15_000) }, (res) => {
+/** A bare HTTPS request to `origin` (by the account's proxy): null when it answers at all, else the connection's error. */
+function probeHttps(account: Pick<AccountConfig, 'proxy'>, origin: string, timeoutMs: number): Promise<Error | null> {
+  const bound = Math.min(timeoutMs, 15_000);
+  const agent = httpsAgentFor(account.proxy, new URL(origin).hostname, bound);
+  return new Promise<Error | null>((resolve) => {
+    const req = httpsGet(origin, { timeout: bound, agent }, (res) => {
       res.resume();
       resolve(null);
     });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${Math.min(timeoutMs, 15_000)} ms`), { code: 'ETIMEDOUT' })));
-    req.on('error', (e: NodeJS.ErrnoException) => resolve(`${e.code ?? 'error'}: ${e.message}`));
-  });
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${bound} ms`), { code: 'ETIMEDOUT' })));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e instanceof ProxyError ? e : Object.assign(new Error(`${e.code ?? 'error'}: ${e.message}`, { cause: e }), { code: e.code })));
+  }).finally(() => agent.destroy());
 }
 
 function tlsTrust(where: string): Explanation {

@@ -14,7 +14,6 @@ const MIN_REFRESH_DELAY_MS = 5_000;
 const REFRESH_RETRY_MS = 30_000;
 /** While the sign-in is lost, look again this often (an administrator may have run login). */
 const LOST_RETRY_MS = 5 * 60_000;
-const WARN_REPEAT_MS = 6 * HOUR;
 
 /**
  * Entra errors that mean the user must sign in again: revoked (50173), expired through inactivity
@@ -30,8 +29,6 @@ export interface DelegatedTokenOptions extends DelegatedAccountSettings, LoginCo
   keepAliveInterval?: number;
   /** How long a refresh token lives after its last use (Entra: 90 days). Default 90 d. */
   refreshTokenLifetime?: number;
-  /** Warn (event 'signin-expiring') when the sign-in would lapse within this. Default 14 d. */
-  signinWarnBefore?: number;
 }
 
 export interface DelegatedHealth {
@@ -56,7 +53,6 @@ export class DelegatedTokenProvider implements TokenSource {
   private readonly inflight = new Map<FlightKey, Promise<AccessToken>>();
   private readonly keepAliveMs: number;
   private readonly lifetimeMs: number;
-  private readonly warnBeforeMs: number;
   private current: AccessToken | null = null;
   private signin: SigninRecord | null = null;
   private lastFailure: { at: number; message: string; kind: string } | null = null;
@@ -65,7 +61,6 @@ export class DelegatedTokenProvider implements TokenSource {
   private readonly lossErrors = new WeakSet<TokenError>();
   private refreshing = false;
   private refreshTimer: NodeJS.Timeout | null = null;
-  private lastExpiryWarning = 0;
 
   constructor(
     private readonly options: DelegatedTokenOptions,
@@ -73,11 +68,10 @@ export class DelegatedTokenProvider implements TokenSource {
   ) {
     this.keepAliveMs = options.keepAliveInterval ?? DAY;
     this.lifetimeMs = options.refreshTokenLifetime ?? 90 * DAY;
-    this.warnBeforeMs = options.signinWarnBefore ?? 14 * DAY;
-    if (!(this.keepAliveMs > 0 && this.lifetimeMs > 0 && this.warnBeforeMs >= 0)) throw new RangeError('keepAliveInterval and refreshTokenLifetime must be positive');
+    if (!(this.keepAliveMs > 0 && this.lifetimeMs > 0)) throw new RangeError('keepAliveInterval and refreshTokenLifetime must be positive');
     // A bad key is a configuration error the caller sees at once.
     this.cache = new TokenCacheFile(options.cacheFile, options.cacheKey, { loginCommand: loginCommandLine(options) });
-    this.app = createPublicClient(options, { logger, cachePlugin: this.cache.plugin });
+    this.app = createPublicClient(options, { logger, cachePlugin: this.cache.plugin, requestTimeout: options.tokenTimeout });
   }
 
   getToken(options: { forceRefresh?: boolean } = {}): Promise<AccessToken> {
@@ -144,7 +138,6 @@ export class DelegatedTokenProvider implements TokenSource {
       next = error.kind === 'configuration' ? LOST_RETRY_MS : REFRESH_RETRY_MS;
       this.logger.warn({ event: 'token-refresh-failed', mailbox: this.options.mailbox, kind: error.kind, err: error.message }, `background token renewal failed; retrying in ${next / 1000} s`);
     }
-    this.checkSigninExpiry();
     if (this.refreshing) this.armRefresh(next, true);
   }
 
@@ -162,28 +155,6 @@ export class DelegatedTokenProvider implements TokenSource {
     const estimate = issued.getTime() + this.lifetimeMs;
     const told = this.signin?.refreshTokenExpiresOn?.getTime() ?? Infinity;
     return new Date(Math.min(estimate, told));
-  }
-
-  private checkSigninExpiry(): void {
-    const at = this.signinExpiresAt();
-    if (this.lost || !at) return;
-    const remaining = at.getTime() - Date.now();
-    if (remaining >= this.warnBeforeMs) {
-      this.lastExpiryWarning = 0;
-      return;
-    }
-    if (Date.now() - this.lastExpiryWarning < WARN_REPEAT_MS) return;
-    this.lastExpiryWarning = Date.now();
-    this.logger.warn(
-      {
-        event: 'signin-expiring',
-        mailbox: this.options.mailbox,
-        signinExpiresAt: at.toISOString(),
-        expiresInSeconds: Math.max(0, Math.round(remaining / 1000)),
-        advice: `renewals are failing; fix the cause or run \`${this.loginCommand()}\``,
-      },
-      `the sign-in of ${this.options.mailbox} lapses ${at.toISOString()} unless a renewal succeeds`,
-    );
   }
 
   private async fetch(forced: boolean): Promise<AccessToken> {

@@ -1,7 +1,7 @@
 // `m365-relay login`: the mailbox user signs in once with the device-code flow; the resulting
 // token cache (with the refresh token) is written to the account's cache file.
-import type { DeviceCodeRequest, INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
-import { createPublicClient, type DelegatedAccountSettings } from './publicClient.js';
+import type { DeviceCodeRequest } from '@azure/msal-node';
+import { createPublicClient, msalNetworkClient, type DelegatedAccountSettings } from './publicClient.js';
 import { TokenCacheError, TokenCacheFile } from './tokenCache.js';
 
 /** Device codes live 15 minutes at Entra ID. */
@@ -53,7 +53,7 @@ export async function runDeviceCodeLogin(options: DeviceCodeLoginOptions, callba
   } catch (err) {
     throw cacheFailure(err);
   }
-  const network = new RecordingNetworkClient(options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  const network = msalNetworkClient(options, options.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT_MS);
   // No cache plugin: the tokens stay in memory until the signed-in user is checked.
   const app = createPublicClient(options, { networkClient: network });
   const timeoutMs = options.timeout ?? DEFAULT_TIMEOUT_MS;
@@ -155,36 +155,3 @@ function deviceCodeFailure(err: unknown, deviceCodeAnswer: Record<string, unknow
   }
 }
 
-/**
- * msal-node's network client, on fetch as msal's own, keeping the body of the last error answer:
- * msal does not report an error from the device code endpoint, and the AADSTS text is the help.
- */
-class RecordingNetworkClient implements INetworkModule {
-  lastError: Record<string, unknown> | null = null;
-
-  constructor(private readonly timeoutMs: number) {}
-
-  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    return this.send<T>(url, 'GET', options);
-  }
-
-  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    return this.send<T>(url, 'POST', options);
-  }
-
-  private async send<T>(url: string, method: 'GET' | 'POST', options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
-    const response = await fetch(url, {
-      method,
-      headers: options?.headers ?? {},
-      ...(method === 'POST' && { body: options?.body ?? '' }),
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const headers: Record<string, string> = {};
-    response.headers.forEach((value, key) => {
-      headers[key] = value;
-    });
-    const body = (await response.json()) as T & Record<string, unknown>;
-    if (response.status >= 400 && body && typeof body === 'object' && 'error' in body) this.lastError = body;
-    return { headers, body, status: response.status };
-  }
-}

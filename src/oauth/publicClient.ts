@@ -1,6 +1,8 @@
 // What a delegated (device-code) account needs, and msal-node's PublicClientApplication for it.
 import { LogLevel, PublicClientApplication, type ICachePlugin, type INetworkModule } from '@azure/msal-node';
 import type { Logger } from '../observability/logger.js';
+import { httpsAgentFor } from '../proxy/index.js';
+import { MsalNetworkClient } from './networkClient.js';
 
 /** One mailbox that signs in as its user (device-code flow) instead of with app-only tokens. */
 export interface DelegatedAccountSettings {
@@ -17,6 +19,15 @@ export interface DelegatedAccountSettings {
   cacheFile: string;
   /** Key or passphrase (from the environment) that encrypts the cache file; absent = not encrypted. */
   cacheKey?: string;
+  /** The account's `proxy` setting (a URL or `direct`); absent: the environment's. */
+  proxy?: string;
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
+
+/** msal's HTTP client for this account's token endpoint: through the proxy when one applies. */
+export function msalNetworkClient(settings: { authorityHost: string; proxy?: string }, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): MsalNetworkClient {
+  return new MsalNetworkClient(timeoutMs, httpsAgentFor(settings.proxy, new URL(settings.authorityHost).hostname, timeoutMs, { keepAlive: true }));
 }
 
 /** Names the administrator's command in advice: the configuration file and the account's name. */
@@ -32,7 +43,7 @@ export function loginCommandLine(target: LoginCommandTarget): string {
 
 export function createPublicClient(
   settings: DelegatedAccountSettings,
-  options: { logger?: Logger; cachePlugin?: ICachePlugin; networkClient?: INetworkModule } = {},
+  options: { logger?: Logger; cachePlugin?: ICachePlugin; networkClient?: INetworkModule; requestTimeout?: number } = {},
 ): PublicClientApplication {
   const logger = options.logger;
   return new PublicClientApplication({
@@ -44,7 +55,7 @@ export function createPublicClient(
     },
     ...(options.cachePlugin && { cache: { cachePlugin: options.cachePlugin } }),
     system: {
-      ...(options.networkClient && { networkClient: options.networkClient }),
+      networkClient: options.networkClient ?? msalNetworkClient(settings, options.requestTimeout),
       loggerOptions: {
         piiLoggingEnabled: false,
         logLevel: LogLevel.Warning,

@@ -4,6 +4,7 @@ import { ConfidentialClientApplication, LogLevel, type Configuration } from '@az
 import type { Microsoft365Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { TokenError, toTokenError } from './errors.js';
+import { msalNetworkClient } from './publicClient.js';
 import { MSAL_RENEWAL_OFFSET_MS, singleFlightToken, type FlightKey } from './singleFlight.js';
 
 const MIN_REFRESH_DELAY_MS = 5_000;
@@ -173,6 +174,7 @@ function msalConfiguration(config: Microsoft365Config, logger: Logger): Configur
   return {
     auth,
     system: {
+      networkClient: msalNetworkClient(config, config.tokenTimeout),
       loggerOptions: {
         piiLoggingEnabled: false,
         logLevel: LogLevel.Warning,

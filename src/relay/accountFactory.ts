@@ -107,6 +107,7 @@ export function delegatedSettings(account: AccountConfig): DelegatedAccountSetti
     scopes: [tokenScope(account)],
     cacheFile: account.tokenCacheFile,
     ...(account.tokenCacheKey !== undefined && { cacheKey: account.tokenCacheKey }),
+    ...(account.proxy !== undefined && { proxy: account.proxy }),
   };
 }
 
@@ -125,6 +126,7 @@ export function createTransport(account: AccountConfig, tokens: AccountTokenSour
     {
       graphHost: account.graphHost,
       mailbox: account.mailbox,
+      ...(account.proxy !== undefined && { proxy: account.proxy }),
       timeoutMs: account.smtpTimeout,
       retryAfterMaxMs: account.retryAfterMax,
       ...(context.stagingDir !== undefined && { stagingDir: context.stagingDir }),

@@ -2,8 +2,9 @@
 // once), at most 4 requests at once per mailbox (Graph's limit), Retry-After in both forms and
 // capped, short waits taken inline and cut short by a stop, and the "possible duplicate" flag for
 // a request that sends mail and ended without a clear answer.
-import { request as httpsRequest, Agent } from 'node:https';
+import { request as httpsRequest, type Agent } from 'node:https';
 import type { TokenSource } from '../oauth/index.js';
+import { httpsAgentFor } from '../proxy/index.js';
 import type { UpstreamFailure } from './classify.js';
 import { UpstreamError } from './transport.js';
 
@@ -18,6 +19,8 @@ export interface GraphClientOptions {
   maxConcurrent?: number;
   /** Injectable clock for Retry-After dates. */
   now?: () => number;
+  /** The account's `proxy` setting (a URL or `direct`); absent: the environment's. */
+  proxy?: string;
 }
 
 export interface GraphRequest {
@@ -39,19 +42,18 @@ interface Outcome {
 }
 
 /** Errors that mean the request never reached Graph: repeating it cannot duplicate anything. */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'SELF_SIGNED_CERT_IN_CHAIN']);
+const NOT_SENT = new Set(['EPROXY', 'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ERR_TLS_CERT_ALTNAME_INVALID', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'SELF_SIGNED_CERT_IN_CHAIN']);
 
 export class GraphClient {
-  private readonly agent: Agent;
+  /** One agent per host: Graph, and the hosts of upload sessions (each may or may not go by the proxy). */
+  private readonly agents = new Map<string, Agent>();
   private active = 0;
   private readonly waiting: Array<() => void> = [];
 
   constructor(
     private readonly options: GraphClientOptions,
     private readonly tokens: TokenSource,
-  ) {
-    this.agent = new Agent({ keepAlive: true, maxSockets: options.maxConcurrent ?? 4 });
-  }
+  ) {}
 
   /** The parsed JSON answer ({} when empty); a failure is thrown as UpstreamError. */
   async call(req: GraphRequest, signal?: AbortSignal): Promise<Record<string, unknown>> {
@@ -83,7 +85,17 @@ export class GraphClient {
   }
 
   close(): void {
-    this.agent.destroy();
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
+
+  private agentFor(host: string): Agent {
+    let agent = this.agents.get(host);
+    if (!agent) {
+      agent = httpsAgentFor(this.options.proxy, host, this.options.timeoutMs, { keepAlive: true, maxSockets: this.options.maxConcurrent ?? 4 });
+      this.agents.set(host, agent);
+    }
+    return agent;
   }
 
   private async once(req: GraphRequest, forceRefresh: boolean): Promise<Outcome> {
@@ -102,7 +114,7 @@ export class GraphClient {
   private request(req: GraphRequest, headers: Record<string, string>, body: Buffer): Promise<Outcome> {
     const { timeoutMs } = this.options;
     return new Promise<Outcome>((resolve, reject) => {
-      const r = httpsRequest(req.url, { method: req.method, headers, agent: this.agent, timeout: timeoutMs }, (res) => {
+      const r = httpsRequest(req.url, { method: req.method, headers, agent: this.agentFor(new URL(req.url).hostname), timeout: timeoutMs }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));

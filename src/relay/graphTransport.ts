@@ -29,6 +29,8 @@ export interface GraphTransportOptions {
   /** e.g. https://graph.microsoft.com */
   graphHost: string;
   mailbox: string;
+  /** The account's `proxy` setting; absent: the environment's. */
+  proxy?: string;
   /** Bound on each request. */
   timeoutMs: number;
   /** The longest Retry-After honoured (default 10 minutes). */
@@ -52,7 +54,7 @@ export class GraphTransport implements MessageTransport {
     tokens: TokenSource,
     private readonly log: Logger,
   ) {
-    this.client = new GraphClient({ timeoutMs: options.timeoutMs, retryAfterMaxMs: options.retryAfterMaxMs ?? 600_000, maxConcurrent: options.maxConcurrent ?? 4, ...(options.now && { now: options.now }) }, tokens);
+    this.client = new GraphClient({ timeoutMs: options.timeoutMs, retryAfterMaxMs: options.retryAfterMaxMs ?? 600_000, maxConcurrent: options.maxConcurrent ?? 4, ...(options.now && { now: options.now }), ...(options.proxy !== undefined && { proxy: options.proxy }) }, tokens);
     this.base = `${options.graphHost.replace(/\/$/, '')}/v1.0/users/${encodeURIComponent(options.mailbox)}`;
     this.drafts = new GraphDrafts(this.client, this.base, log);
   }

@@ -1,9 +1,10 @@
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import { Readable } from 'node:stream';
 import nodemailer, { type Transporter, type TransportOptions } from 'nodemailer';
 import type { Microsoft365Config } from '../config/index.js';
 import type { TokenSource } from '../oauth/index.js';
+import { openTunnel, proxyFor } from '../proxy/index.js';
 import type { SendContext } from './accountFactory.js';
 import type { FailureStage, UpstreamFailure } from './classify.js';
 
@@ -105,8 +106,18 @@ export class SubmissionTransport {
  * XOAUTH2 as the mailbox. Shared by the delivery pool and `check-config --connect`, so the check
  * tests exactly what delivery does.
  */
-export function submissionOptions(config: Microsoft365Config): Record<string, unknown> {
+export function submissionOptions(config: Microsoft365Config, env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
+  const proxy = proxyFor(config.proxy, config.smtpHost, env);
   return {
+    // Through a proxy: the session runs in an HTTP CONNECT tunnel; STARTTLS inside it is end to end.
+    ...(proxy && {
+      getSocket: (options: { host: string; port: number }, callback: (err: Error | null, socket?: { connection: Socket }) => void) => {
+        openTunnel(proxy.url, options.host, options.port, config.smtpTimeout).then(
+          (connection) => callback(null, { connection }),
+          (err: Error) => callback(err),
+        );
+      },
+    }),
     host: config.smtpHost,
     port: config.smtpPort,
     secure: false,

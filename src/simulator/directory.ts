@@ -14,6 +14,9 @@ export interface AppEntry {
   certificate: { cert: X509Certificate; sha1: Buffer; sha256: Buffer } | undefined;
   /** "Allow public client flows": may redeem device codes and refresh tokens without a credential. */
   publicClient: boolean;
+  /** The secret's end as the registration records it. */
+  secretExpiresAt: string;
+  applicationReadAll: boolean;
 }
 
 export interface MailboxEntry {
@@ -52,6 +55,8 @@ export class Directory {
         certificate,
         // An app without any credential can only be a public client.
         publicClient: app.publicClient ?? (app.clientSecret === undefined && !app.certificatePem),
+        secretExpiresAt: app.secretExpiresAt ?? new Date(Date.now() + 365 * 86_400_000).toISOString(),
+        applicationReadAll: app.applicationReadAll ?? false,
       });
     }
     for (const mailbox of mailboxes) {
@@ -68,6 +73,11 @@ export class Directory {
 
   app(clientId: string): AppEntry | undefined {
     return this.apps.get(clientId.toLowerCase());
+  }
+
+  /** Every registered app (for the app-registration reads of Graph). */
+  appEntries(): AppEntry[] {
+    return [...this.apps.values()];
   }
 
   mailbox(address: string): MailboxEntry | undefined {

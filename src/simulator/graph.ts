@@ -120,6 +120,9 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
       return uploadChunk(req, res, upload[1]!);
     }
 
+    const registration = /^\/v1\.0\/applications(?:\(appId='([^']+)'\))?$/.exec(decodeURIComponent(url.pathname));
+    if (registration && req.method === 'GET') return readRegistration(req, res, registration[1] ?? appIdFilter(url), registration[1] === undefined);
+
     const m = /^\/v1\.0\/users\/([^/]+)\/(sendMail|messages|mailFolders\/drafts\/messages)(?:\/([A-Za-z0-9_=-]+)(\/send|\/attachments\/createUploadSession|\/attachments)?)?$/.exec(url.pathname);
     if (!m) throw new GraphError(404, 'UnknownError', `no such resource: ${req.method} ${url.pathname}`);
     const fault = options.faults.shift();
@@ -243,6 +246,40 @@ export async function startGraph(options: GraphOptions): Promise<GraphEndpoint> 
       received: 0,
     });
     return sessionId;
+  }
+
+  /**
+   * GET /v1.0/applications(appId='X') (or ?$filter=appId eq 'X'): an app registration with its
+   * passwordCredentials (hint = the secret's first three characters, endDateTime) and keyCredentials,
+   * for an app-only token of an app that holds Application.Read.All; else 403 as Graph answers.
+   */
+  function readRegistration(req: IncomingMessage, res: ServerResponse, appId: string | undefined, asList: boolean): void {
+    const bearer = /^Bearer (\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const check = bearer ? tokens.check(bearer) : null;
+    if (!check?.ok || check.token.audience !== 'graph' || check.token.tenant.toLowerCase() !== options.tenantId.toLowerCase()) {
+      throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty or invalid.');
+    }
+    const caller = directory.app(check.token.clientId);
+    if (check.token.delegated || !caller?.applicationReadAll) throw new GraphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+    const app = appId ? directory.app(appId) : undefined;
+    if (!app && asList) return send(res, 200, { value: [] });
+    if (!app) throw new GraphError(404, 'Request_ResourceNotFound', `Resource '${appId ?? ''}' does not exist or one of its queried reference-property objects are not present.`);
+    const registration = {
+      id: randomUUID(),
+      appId: app.clientId,
+      displayName: `app ${app.clientId}`,
+      passwordCredentials: app.clientSecret
+        ? [{ keyId: randomUUID(), displayName: 'relay', hint: app.clientSecret.slice(0, 3), startDateTime: new Date(Date.now() - 86_400_000).toISOString(), endDateTime: app.secretExpired ? new Date(Date.now() - 3_600_000).toISOString() : app.secretExpiresAt, customKeyIdentifier: null, secretText: null }]
+        : [],
+      keyCredentials: app.certificate
+        ? [{ keyId: randomUUID(), type: 'AsymmetricX509Cert', usage: 'Verify', customKeyIdentifier: app.certificate.sha1.toString('hex').toUpperCase(), endDateTime: new Date(app.certificate.cert.validTo).toISOString() }]
+        : [],
+    };
+    send(res, 200, asList ? { value: [registration] } : registration);
+  }
+
+  function appIdFilter(url: URL): string | undefined {
+    return /^appId eq '([^']+)'$/.exec(url.searchParams.get('$filter') ?? '')?.[1];
   }
 
   /** The bearer token: issued here, for Graph, by an app that may use the mailbox (or its own user). */

@@ -7,6 +7,13 @@ export interface SimulatorApp {
   certificatePem?: string;
   /** The app's secret exists but has expired: using it gets AADSTS7000222. */
   secretExpired?: boolean;
+  /** The secret's endDateTime in the app registration (Graph passwordCredentials); default one year after the start. */
+  secretExpiresAt?: string;
+  /**
+   * The app holds Application.Read.All (Graph, application): it may read app registrations,
+   * GET /v1.0/applications(appId='...'); without it that answers 403 Authorization_RequestDenied.
+   */
+  applicationReadAll?: boolean;
   /**
    * "Allow public client flows" (device code, refresh without a credential). Default: true for an
    * app without a secret or certificate, false otherwise.

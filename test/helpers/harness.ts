@@ -68,6 +68,8 @@ export function rawConfigFor(sim: Simulator, spoolDir: string, overrides: Raw = 
       authorityHost: sim.authorityHost,
       smtpHost: sim.smtpHost,
       smtpPort: sim.smtpPort,
+      // Graph too on loopback: the relay reads the app's registration there (see CredentialWatch).
+      graphHost: sim.graphHost,
       mailbox: 'relay@contoso.com',
       sendAs: ['@contoso.com'],
       rateLimit: { messages: 1000, perSeconds: 60 },
@@ -116,6 +118,26 @@ export interface ChildRelay {
 export function cli(args: string[], input?: string, env: NodeJS.ProcessEnv = process.env): { code: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', timeout: 20_000, env });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Like cli(), without blocking this process: for a CLI that talks to servers running in the test
+ * process (the simulator, a proxy), which a synchronous child would leave unanswered. Bounded (60 s).
+ */
+export function cliAsync(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 /** Starts the compiled daemon (`node dist/cli.js run`) as a real child process. */
