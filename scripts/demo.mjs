@@ -3,7 +3,9 @@
 // 1. builds if dist/ is missing or older than src/;  2. starts the simulator (HTTPS token endpoint +
 // SMTP submission with STARTTLS and XOAUTH2);  3. starts the real daemon (node dist/cli.js run) as a
 // child process trusting the simulator's CA;  4. sends a message the way a scanner does (plain SMTP,
-// no AUTH, its own sender address);  5. shows what arrived at the simulator;  6. stops everything.
+// no AUTH, its own sender address) to an internal and an external recipient: the internal one goes
+// through a High Volume Email account, the external one through the mailbox;  5. shows what arrived
+// at the simulator;  6. stops everything.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,7 +35,11 @@ const { startSimulator } = await import(join(root, 'dist/simulator/index.js'));
 const nodemailer = (await import('nodemailer')).default;
 
 const work = mkdtempSync(join(tmpdir(), 'm365-relay-demo-'));
-const sim = await startSimulator();
+const HVE_APP = { clientId: '33333333-4444-5555-6666-777777777777', clientSecret: 'hve-secret' };
+const sim = await startSimulator({
+  apps: [{ clientId: '11111111-2222-3333-4444-555555555555', clientSecret: 'sim-secret' }, HVE_APP],
+  hve: { accounts: [{ address: 'notifications@contoso.com', apps: [HVE_APP.clientId] }], acceptedDomains: ['contoso.com'] },
+});
 writeFileSync(join(work, 'simulator-ca.pem'), sim.caPem);
 const config = `# written by npm run demo
 listen:
@@ -51,13 +57,25 @@ microsoft365:
   smtpPort: ${sim.smtpPort}
   mailbox: relay@contoso.com
   sendAs: ["@contoso.com"]
+accounts:
+  hve:                 # High Volume Email: internal recipients only
+    transport: hve
+    tenantId: ${sim.tenantId}
+    clientId: ${HVE_APP.clientId}
+    clientSecret: \${DEMO_HVE_SECRET}
+    authorityHost: ${sim.authorityHost}
+    smtpHost: ${sim.hveHost}     # stands in for smtp.hve.mx.microsoft
+    smtpPort: ${sim.hvePort}
+    mailbox: notifications@contoso.com
+routes:
+  - { recipientDomain: [contoso.com], account: hve }
 `;
 writeFileSync(join(work, 'relay.yaml'), config);
 
-console.log(`\n[1] Microsoft 365 simulator: token endpoint ${sim.authorityHost}/${sim.tenantId}, SMTP ${sim.smtpHost}:${sim.smtpPort} (STARTTLS + XOAUTH2)`);
+console.log(`\n[1] Microsoft 365 simulator: token endpoint ${sim.authorityHost}/${sim.tenantId}, SMTP ${sim.smtpHost}:${sim.smtpPort} (STARTTLS + XOAUTH2), High Volume Email ${sim.hveHost}:${sim.hvePort}`);
 const relay = spawn(process.execPath, [cli, 'run', '--config', join(work, 'relay.yaml')], {
   cwd: root,
-  env: { ...process.env, NODE_EXTRA_CA_CERTS: join(work, 'simulator-ca.pem'), DEMO_CLIENT_SECRET: 'sim-secret' },
+  env: { ...process.env, NODE_EXTRA_CA_CERTS: join(work, 'simulator-ca.pem'), DEMO_CLIENT_SECRET: 'sim-secret', DEMO_HVE_SECRET: HVE_APP.clientSecret },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const logs = [];
@@ -73,12 +91,12 @@ let exitCode = 1;
 try {
   const listening = await until('the relay to listen', () => logs.find((l) => l.event === 'listening'), 15_000);
   const port = listening.addresses[0].port;
-  console.log(`[2] relay running (pid ${relay.pid}), listening on 127.0.0.1:${port}, sending as relay@contoso.com`);
+  console.log(`[2] relay running (pid ${relay.pid}), listening on 127.0.0.1:${port}: contoso.com recipients through HVE (notifications@contoso.com), others through relay@contoso.com`);
 
   const scanner = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
   const message = [
     'From: "Scanner 3rd floor" <scanner@printer.local>',
-    'To: alice@contoso.com',
+    'To: alice@contoso.com, partner@fabrikam.example',
     'Subject: Scanned document',
     'MIME-Version: 1.0',
     'Content-Type: text/plain; charset=utf-8',
@@ -86,21 +104,26 @@ try {
     'Your scan is attached (well, imagine it is).',
     '',
   ].join('\r\n');
-  const info = await scanner.sendMail({ envelope: { from: 'scanner@printer.local', to: ['alice@contoso.com'] }, raw: message });
+  const info = await scanner.sendMail({ envelope: { from: 'scanner@printer.local', to: ['alice@contoso.com', 'partner@fabrikam.example'] }, raw: message });
   scanner.close();
-  console.log(`[3] scanner sent plain SMTP, no AUTH, as scanner@printer.local -> relay answered: ${info.response}`);
+  console.log(`[3] scanner sent plain SMTP, no AUTH, as scanner@printer.local to alice@contoso.com and partner@fabrikam.example -> relay answered: ${info.response}`);
+  const received = await until('the queued line', () => logs.find((l) => l.event === 'received'), 5000);
+  for (const part of received.parts ?? []) console.log(`    queued as part ${part.id} for account ${part.account}: ${part.recipients.join(', ')}`);
 
-  const [received] = await sim.waitForMessages(1, 15_000);
-  const raw = received.raw.toString('utf8');
-  const headers = raw.slice(0, raw.search(/\r?\n\r?\n/));
+  const arrived = await sim.waitForMessages(2, 15_000);
   console.log(`[4] arrived at the Microsoft 365 simulator:`);
-  console.log(`    XOAUTH2 mailbox : ${received.mailbox} (app ${received.clientId})`);
-  console.log(`    envelope        : MAIL FROM:<${received.envelope.from}> RCPT TO:${received.envelope.to.map((t) => `<${t}>`).join(' ')}`);
-  console.log(`    upstream id     : ${received.queueId}`);
-  console.log('    headers         :');
-  for (const line of headers.split(/\r?\n/)) console.log(`      ${line}`);
-  const delivered = await until('the delivered log line', () => logs.find((l) => l.event === 'delivered'), 5000);
-  console.log(`[5] relay log: ${JSON.stringify({ event: delivered.event, msgId: delivered.msgId, upstreamReply: delivered.upstreamReply })}`);
+  for (const m of arrived) {
+    const raw = m.raw.toString('utf8');
+    const headers = raw.slice(0, raw.search(/\r?\n\r?\n/));
+    console.log(`    via             : ${m.via === 'hve' ? 'High Volume Email' : 'SMTP AUTH (mailbox)'}`);
+    console.log(`    XOAUTH2 user    : ${m.mailbox} (app ${m.clientId})`);
+    console.log(`    envelope        : MAIL FROM:<${m.envelope.from}> RCPT TO:${m.envelope.to.map((t) => `<${t}>`).join(' ')}`);
+    console.log(`    upstream id     : ${m.queueId}`);
+    console.log('    headers         :');
+    for (const line of headers.split(/\r?\n/)) console.log(`      ${line}`);
+  }
+  const delivered = await until('the delivered log lines', () => (logs.filter((l) => l.event === 'delivered').length >= 2 ? logs.filter((l) => l.event === 'delivered') : null), 5000);
+  for (const d of delivered) console.log(`[5] relay log: ${JSON.stringify({ event: d.event, msgId: d.msgId, account: d.account, to: d.to, upstreamReply: d.upstreamReply })}`);
   exitCode = 0;
 } catch (err) {
   console.error(`demo failed: ${err?.message ?? err}`);

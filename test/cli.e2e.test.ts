@@ -33,7 +33,7 @@ describe('daemon and CLI', () => {
     const items = JSON.parse(listed.stdout) as Array<Record<string, unknown>>;
     assert.deepEqual(items.map((i) => i.id).sort(), [...ids].sort());
     for (const item of items) {
-      assert.deepEqual(Object.keys(item).sort(), ['account', 'attempts', 'from', 'id', 'lastError', 'nextAttemptAt', 'recipients', 'route', 'state']);
+      assert.deepEqual(Object.keys(item).sort(), ['account', 'attempts', 'from', 'id', 'lastError', 'nextAttemptAt', 'parent', 'part', 'recipients', 'route', 'state']);
       assert.equal(item.account, 'default');
       assert.equal(item.route, 'default');
       assert.equal(item.state, 'deferred');

@@ -178,8 +178,8 @@ routes:
   - { user: scanner, acount: scans }
   - { user: scanner, account: default }
 `);
-  assert.match(message, /routes\[0\]: a route has exactly one of user, network or sender \(this one has user and network\)/);
-  assert.match(message, /routes\[1\]: a route needs one of user, network or sender/);
+  assert.match(message, /routes\[0\]: a route has exactly one of user, network, sender or recipientDomain \(this one has user and network\)/);
+  assert.match(message, /routes\[1\]: a route needs one of user, network, sender or recipientDomain/);
   assert.match(message, /routes\[2\]\.network: "10\.1\.0\.0\/33" has an invalid prefix length/);
   assert.match(message, /routes\[3\]\.sender: must be an email address .* or a domain written as "@contoso\.com"/);
   assert.match(message, /routes\[4\]: unknown key "acount" \(did you mean "account"\?\)/);
@@ -203,7 +203,7 @@ accounts:
   assert.match(message, /accounts\.both: give either clientSecret or clientCertificate, not both/);
   assert.match(message, /accounts\.none: a credential is missing: set clientSecret or clientCertificate/);
   assert.match(message, /accounts\.public: flow device-code signs in as a user \(public client\): remove clientSecret and clientCertificate/);
-  assert.match(message, /accounts\.weird\.transport: must be smtp or graph/);
+  assert.match(message, /accounts\.weird\.transport: must be smtp, graph or hve/);
   assert.match(message, /accounts\.weird\.cloud: must be one of global, usgov, usgov-dod, china/);
   assert.match(message, /accounts\.weird\.graphHost: must be an https:\/\/ URL/);
 });
@@ -237,4 +237,46 @@ accounts:
 accounts:
   alerts: ${account('alerts@contoso.com', ', retryAfterMax: soon')}
 `), /retryAfterMax must be a duration/);
+});
+
+test('transport hve: the HVE endpoint and limits by default (explicit keys win), a mailbox keeps its own', () => {
+  const config = load(`
+accounts:
+  hve: ${account('notify@contoso.com', ', transport: hve')}
+  hve2: ${account('notify2@contoso.com', ', transport: hve, maxRecipientsPerMessage: 20, smtpHost: smtp-hve.office365.com, tokenRenewBefore: 20m')}
+routes:
+  - { recipientDomain: [contoso.com, "@Fabrikam.COM", bücher.de], account: hve }
+`);
+  const hve = config.accounts.hve!;
+  assert.equal(hve.smtpHost, 'smtp.hve.mx.microsoft');
+  assert.equal(hve.smtpPort, 587);
+  assert.equal(hve.scope, 'https://outlook.office365.com/.default');
+  assert.equal(hve.maxRecipientsPerMessage, 50);
+  assert.equal(hve.maxMessageSize, 10 * 1024 * 1024);
+  assert.equal(hve.tokenRenewBefore, 15 * 60_000);
+  assert.deepEqual(hve.rateLimit, { messages: 600, perSeconds: 60 });
+  const hve2 = config.accounts.hve2!;
+  assert.deepEqual([hve2.smtpHost, hve2.maxRecipientsPerMessage, hve2.tokenRenewBefore], ['smtp-hve.office365.com', 20, 20 * 60_000]);
+  const mailbox = config.microsoft365;
+  assert.deepEqual([mailbox.smtpHost, mailbox.maxRecipientsPerMessage, mailbox.maxMessageSize, mailbox.tokenRenewBefore, mailbox.rateLimit.messages], ['smtp.office365.com', 500, null, 5 * 60_000, 30]);
+  assert.deepEqual(config.routes[0]?.recipientDomain, ['contoso.com', 'fabrikam.com', 'xn--bcher-kva.de']);
+});
+
+test('transport hve and recipientDomain: what is refused, with the fix', () => {
+  assert.match(problems(`
+accounts:
+  hve: { tenantId: t, clientId: c, mailbox: notify@contoso.com, transport: hve, flow: device-code }
+`), /transport hve signs in with an app-only token.*Add-HVEAppAccess/);
+  assert.match(problems(`
+accounts:
+  hve: ${account('notify@contoso.com', ', transport: hve, cloud: usgov')}
+`), /HVE endpoint.*set smtpHost|High Volume Email's endpoint is known for the global cloud only/);
+  assert.match(problems(`
+routes:
+  - { recipientDomain: ["not a domain"], account: default }
+`), /must be a domain name/);
+  assert.match(problems(`
+routes:
+  - { recipientDomain: [contoso.com], sender: "@contoso.com", account: default }
+`), /exactly one of user, network, sender or recipientDomain/);
 });

@@ -118,6 +118,9 @@ describe('High Volume Email accounts and recipient routing', () => {
     await waitFor('an empty queue', async () => (await queueList(file)).length === 0, 15_000);
 
     assert.deepEqual(recipientsOf('split one'), ['hve:alice@contoso.com', 'hve:bob@contoso.com', 'smtp:partner@fabrikam.example']);
+    // One message: the Message-ID the relay added is the same for every part (made from the parent id).
+    const messageIds = withSubject('split one').map((m) => /^Message-ID: (.*)\r$/im.exec(m.raw.toString())?.[1]);
+    assert.deepEqual(messageIds, [`<${parent}@contoso.com>`, `<${parent}@contoso.com>`]);
     const hveCopy = withSubject('split one').find((m) => m.via === 'hve')!;
     assert.equal(hveCopy.mailbox, HVE_ACCOUNT);
     assert.equal(hveCopy.clientId, HVE_APP.clientId);

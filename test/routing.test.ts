@@ -97,3 +97,34 @@ test('listener: the route is stored with the queued message; a reload of routes 
   assert.deepEqual(await route(after), { account: 'default', rule: 'default' });
   assert.deepEqual(await route(bySender), { account: 'scans', rule: 'sender @ops.contoso.com' });
 });
+
+test('router: recipientDomain routes split a message by recipient; first match wins per recipient', () => {
+  const split = new Router(toRoutes([
+    { user: 'payroll', account: 'payroll' },
+    { recipientDomain: ['contoso.com', 'xn--bcher-kva.de'], account: 'hve' },
+    { sender: '@ops.contoso.com', account: 'alerts' },
+  ]));
+  const input = { address: '192.168.1.5', sender: 'app@contoso.com' };
+  // Internal recipients (any case, IDN as sent) through HVE, the rest through the default mailbox, in recipient order.
+  assert.deepEqual(split.plan(input, ['a@contoso.com', 'x@fabrikam.example', 'B@CONTOSO.COM', 'c@bücher.de', 'd@sub.contoso.com']), [
+    { account: 'hve', rule: 'recipientDomain contoso.com,xn--bcher-kva.de', recipients: ['a@contoso.com', 'B@CONTOSO.COM', 'c@bücher.de'] },
+    { account: 'default', rule: 'default', recipients: ['x@fabrikam.example', 'd@sub.contoso.com'] },
+  ]);
+  // A message-wide route before the recipient route takes every recipient: no split.
+  assert.deepEqual(split.plan({ ...input, user: 'payroll' }, ['a@contoso.com', 'x@fabrikam.example']), [{ account: 'payroll', rule: 'user payroll', recipients: ['a@contoso.com', 'x@fabrikam.example'] }]);
+  // After it, the external recipients fall through to the sender route.
+  assert.deepEqual(split.plan({ ...input, sender: 'n@ops.contoso.com' }, ['x@fabrikam.example', 'a@contoso.com']), [
+    { account: 'alerts', rule: 'sender @ops.contoso.com', recipients: ['x@fabrikam.example'] },
+    { account: 'hve', rule: 'recipientDomain contoso.com,xn--bcher-kva.de', recipients: ['a@contoso.com'] },
+  ]);
+  // All internal: one part, as an unsplit message.
+  assert.equal(split.plan(input, ['a@contoso.com', 'b@contoso.com']).length, 1);
+  // resolve() (the message as a whole) never matches a recipient route.
+  assert.deepEqual(split.resolve(input), { account: 'default', rule: 'default' });
+});
+
+function toRoutes(raw: Array<Record<string, unknown>>) {
+  const accounts = Object.fromEntries([...new Set(raw.map((r) => String(r.account)))].map((name) => [name, { tenantId: 't', clientId: 'c', clientSecret: 's', mailbox: `${name}@contoso.com` }]));
+  const text = stringify({ listen: [{ port: 2525 }], spool: { dir: '/tmp/unused' }, microsoft365: { tenantId: 't', clientId: 'c', clientSecret: 's', mailbox: 'relay@contoso.com' }, accounts, routes: raw });
+  return parseConfig(text, join('/tmp', 'routes.yaml'), {}).routes;
+}

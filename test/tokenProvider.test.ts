@@ -5,6 +5,7 @@ import { TokenError, TokenProvider } from '../src/oauth/index.js';
 import { silentLogger } from '../src/observability/logger.js';
 import type { Simulator } from '../src/simulator/index.js';
 import { rawConfigFor, startTestSimulator, toConfig } from './helpers/harness.js';
+import { captureLogger } from './helpers/logs.js';
 
 describe('token provider', () => {
   let sim: Simulator;
@@ -66,5 +67,49 @@ describe('token provider', () => {
     } finally {
       sim.faults.tokenEndpointDown = false;
     }
+  });
+});
+
+describe('token renewal margin (tokenRenewBefore)', () => {
+  let sim: Simulator;
+  before(async () => {
+    sim = await startTestSimulator({ apps: [{ clientId: 'app-1', clientSecret: 'right' }] });
+  });
+  after(() => sim.close());
+
+  // Only Date is mocked: msal and the provider read the time from it, the HTTP requests run for real.
+  test('a cached token with less than the margin left is renewed before use; with msal\'s 5 minutes it would still be served', async (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() });
+    const make = (extra: Record<string, unknown>) => new TokenProvider(toConfig(rawConfigFor(sim, '/tmp/unused-spool', { microsoft365: { clientId: 'app-1', clientSecret: 'right', ...extra } })).microsoft365, silentLogger());
+    const hve = make({ tokenRenewBefore: '15m' });
+    const mailbox = make({});
+    const [hveFirst, mailboxFirst] = [await hve.getToken(), await mailbox.getToken()];
+    const requests = sim.stats.tokenRequests;
+
+    t.mock.timers.tick(60 * 60_000 - 16 * 60_000 - 1000); // about 16 minutes of life left
+    assert.equal((await hve.getToken()).accessToken, hveFirst.accessToken, 'still outside the margin');
+    assert.equal(sim.stats.tokenRequests, requests);
+
+    t.mock.timers.tick(2 * 60_000); // about 14 minutes left: inside HVE's margin, not inside msal's
+    const renewed = await hve.getToken();
+    assert.notEqual(renewed.accessToken, hveFirst.accessToken, 'renewed ahead');
+    assert.ok(renewed.expiresOn.getTime() - Date.now() > 50 * 60_000);
+    assert.equal((await mailbox.getToken()).accessToken, mailboxFirst.accessToken, 'the 5-minute margin still serves it');
+    assert.equal(sim.stats.tokenRequests, requests + 1);
+  });
+
+  test('tokens issued short-lived are served a while (no request per delivery) and reported once', async (t) => {
+    const { logger, lines } = captureLogger();
+    sim.faults.shortLivedTokens(5, 600); // 10 minutes: inside a 15-minute margin from birth
+    const hve = new TokenProvider(toConfig(rawConfigFor(sim, '/tmp/unused-spool', { microsoft365: { clientId: 'app-1', clientSecret: 'right', tokenRenewBefore: '15m' } })).microsoft365, logger);
+    const requests = sim.stats.tokenRequests;
+    const first = await hve.getToken();
+    for (let i = 0; i < 5; i++) assert.equal((await hve.getToken()).accessToken, first.accessToken);
+    assert.equal(sim.stats.tokenRequests - requests, 1);
+    const forced = await hve.getToken({ forceRefresh: true });
+    assert.notEqual(forced.accessToken, first.accessToken, 'a forced renewal still asks');
+    assert.equal(lines.filter((l) => l.alert === 'token-short-lived').length, 1);
+    sim.faults.shortLivedTokens(0, 1);
+    t.after(() => hve.stopBackgroundRefresh());
   });
 });

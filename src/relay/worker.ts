@@ -293,7 +293,8 @@ export class RelayWorker {
     const block = await readHeaderBlock(this.options.spool.dataPath(meta.id)).catch((err: unknown) => {
       throw new LocalSpoolError(`cannot read the message data of ${meta.id}: ${(err as Error).message}`, { cause: err });
     });
-    const decision = applySenderPolicy({ mailbox, sendAs }, { envelopeFrom: meta.envelope.from, header: block, messageId: meta.id, receivedAt: new Date(meta.receivedAt) });
+    // The parts of a split message are one message: one Message-ID (from the id the client was given) for all.
+    const decision = applySenderPolicy({ mailbox, sendAs }, { envelopeFrom: meta.envelope.from, header: block, messageId: meta.split?.parent ?? meta.id, receivedAt: new Date(meta.receivedAt) });
     if (decision.changes.length > 0 && meta.attempts === 0) {
       this.log.info({ msgId: meta.id, account: lane.name, event: 'rewritten', changes: decision.changes }, 'sender policy applied');
     }

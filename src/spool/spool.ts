@@ -162,9 +162,14 @@ export class Spool extends EventEmitter<SpoolEvents> implements MessageSink {
   /** Moves the committed parts of a split message from split/<parent>/ into queue/. Returns their ids. */
   private async unpackSplit(parentId: string): Promise<string[]> {
     const dir = join(this.dir, SPLIT_DIR, parentId);
-    const ids = (await readdir(dir)).filter((n) => n.endsWith('.json') && isMessageId(n.slice(0, -5))).map((n) => n.slice(0, -5));
+    const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [] as string[]; // unpacked meanwhile by a queue rescan
+      throw err;
+    });
+    const ids = names.filter((n) => n.endsWith('.json') && isMessageId(n.slice(0, -5))).map((n) => n.slice(0, -5));
     for (const id of ids) {
-      await rename(join(dir, `${id}.json`), this.metaPath('queue', id));
+      // ENOENT: a queue rescan running at the same moment moved it already.
+      await rename(join(dir, `${id}.json`), this.metaPath('queue', id)).catch(ignoreMissing);
       crashPoint('split-during-unpack');
     }
     await this.syncer.sync(join(this.dir, STATE_DIRS.queue));
