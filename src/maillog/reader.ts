@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { addressNeedle, messageKey } from './keys.js';
 import { SCHEMA_VERSION } from './schema.js';
@@ -102,17 +103,14 @@ export class MailLogReader {
 
   /** Throws MailLogUnavailableError when the file is missing or not a mail log. */
   static open(path: string): MailLogReader {
+    if (!existsSync(path)) {
+      throw new MailLogUnavailableError(`there is no mail log at ${path} yet (the relay creates it when it starts with mailLog enabled; check mailLog.path)`);
+    }
     let db: Database.Database;
     try {
       db = new Database(path, { readonly: true, fileMustExist: true, timeout: 2_000 });
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      throw new MailLogUnavailableError(
-        code === 'SQLITE_CANTOPEN'
-          ? `there is no mail log at ${path} yet (the relay creates it when it starts with mailLog enabled; check mailLog.path)`
-          : `cannot open the mail log ${path}: ${(err as Error).message}`,
-        { cause: err },
-      );
+      throw new MailLogUnavailableError(`cannot open the mail log ${path}: ${(err as Error).message} (run this as the relay's user, or one that may read the file)`, { cause: err });
     }
     try {
       const version = db.pragma('user_version', { simple: true }) as number;
