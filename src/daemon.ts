@@ -228,7 +228,8 @@ function lazyReader(path: string, beforeRead: () => void): { get(): MailLogReade
       if (closed) return null;
       beforeRead();
       try {
-        reader ??= MailLogReader.open(path);
+        // The daemon's event loop must not wait on a lock: a short busy timeout.
+        reader ??= MailLogReader.open(path, { busyTimeoutMs: 20 });
       } catch {
         return null;
       }
