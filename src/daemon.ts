@@ -117,8 +117,10 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
         }
       },
       (err: unknown) => logger.error({ err }, 'reading the queue commands\' records failed'),
+    ).finally(
+      // After the actions are recorded: a retried message's delivery comes after its retry in the mail log.
+      rescan,
     );
-    rescan();
   };
   const stopWatching = watchWakeups(spool, onWake);
   onWake(); // actions recorded while the daemon was not running
