@@ -1,6 +1,7 @@
 // `check-config [--connect]`: the configuration as the relay reads it, then (with --connect) the
 // upstream checked for real, each failure with its fix.
-import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
+import { accountsOf, formatDuration, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
+import { mailLogPathOf } from '../maillog/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
 import { credentialsOf, describeExpiry, expiryState } from '../oauth/credentialExpiry.js';
 import { lookupSecretExpiry, registrationTokenSource, type RegistrationLookup } from '../oauth/registration.js';
@@ -14,7 +15,8 @@ export function describeConfig(file: string, config: RelayConfig): string {
     `  relays for: ${config.allowNetworks.map((n) => (typeof n === 'string' ? n : `${n.network} (as ${n.allowedSenders.join(', ')})`)).join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
     [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n${describeCredentials(a)}`).join('') +
     (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '') +
-    hveWithoutRoute(config)
+    hveWithoutRoute(config) +
+    `  mail log: ${describeMailLog(config)}\n`
   );
 }
 
@@ -30,6 +32,12 @@ function hveWithoutRoute(config: RelayConfig): string {
       return '';
     })
     .join('');
+}
+
+function describeMailLog(config: RelayConfig): string {
+  const path = mailLogPathOf(config);
+  if (!path) return 'off (mailLog.enabled: false)';
+  return `${path} (retention ${formatDuration(config.mailLog.retention)}${config.mailLog.recordSubjects ? '' : ', subjects not recorded'})`;
 }
 
 /** Known credential expiries, with a warning mark inside 30 days (the relay alerts then too). */

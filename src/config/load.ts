@@ -124,6 +124,7 @@ function resolvePaths(config: z.output<typeof configSchema>, base: string): Rela
     ...config,
     listen: config.listen.map((l) => (l.tls ? { ...l, tls: { cert: at(l.tls.cert), key: at(l.tls.key) } } : l)),
     spool: { ...config.spool, dir: spoolDir },
+    mailLog: config.mailLog.path === undefined ? config.mailLog : { ...config.mailLog, path: at(config.mailLog.path) },
     microsoft365: resolveAccount(config.microsoft365, 'default', spoolDir, at, config.proxy),
     accounts: Object.fromEntries(Object.entries(config.accounts).map(([name, account]) => [name, resolveAccount(account, name, spoolDir, at, config.proxy)])),
   };

@@ -1,4 +1,5 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { normalizeAddress } from '../access/index.js';
 import { accountsOf } from '../config/index.js';
 import type { IncomingMessage, MessageMeta } from '../spool/index.js';
 import { clientAddress, clientOf, envelopeOf, userOf } from './envelope.js';
@@ -137,5 +138,27 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
     },
     queued.length > 1 ? `message queued in ${queued.length} parts (recipients routed to different accounts)` : 'message queued',
   );
+  // In memory only: the mail log writes in the background, after this 250. One record per queue
+  // entry: a split message's parts each have their own recipients, account and outcome.
+  const at = Date.now();
+  const listener = listenerOf(session);
+  for (const entry of queued) {
+    const parent = entry.split?.parent ?? null;
+    const account = entry.route?.account ?? route.account;
+    const received = { clientAddress: client, clientName: who.helo ?? null, user: who.user ?? null, listener, tls: Boolean(session.secure), size: size - stamp.added, account };
+    ctx.mailLog?.record({
+      id: entry.id,
+      at,
+      kind: 'received',
+      detail: { ...received, route: entry.route?.rule ?? route.rule, ...(parent !== null && { parent, part: entry.split?.part, of: entry.split?.of }) },
+      facts: { ...received, receivedAt: at, sender: envelope.from, recipients: entry.envelope.to, messageId: stamp.messageId ?? null, subject: stamp.subject ?? null, parent },
+    });
+  }
   return { id: message.id };
+}
+
+/** The listener the client connected to, "address:port" ("[::1]:25" for IPv6). */
+function listenerOf(session: SMTPServerSession): string {
+  const address = normalizeAddress(session.localAddress ?? '');
+  return address.includes(':') ? `[${address}]:${session.localPort}` : `${address}:${session.localPort}`;
 }

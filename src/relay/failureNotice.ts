@@ -9,7 +9,8 @@ import { accountsOf, type RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { Router, senderMatches } from '../routing/index.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
-import { fieldValue, findField, readHeaderBlock, serializeHeaderBlock } from './headers.js';
+import { noMailLog, type MailLogRecorder } from '../maillog/types.js';
+import { fieldValue, findField, parseHeaderBlock, readHeaderBlock, serializeHeaderBlock } from './headers.js';
 import { formatRfc5322Date } from './senderPolicy.js';
 import { accountOf } from './worker.js';
 
@@ -148,18 +149,20 @@ export class FailureNotifier {
     private readonly spool: Spool,
     private readonly config: () => RelayConfig,
     private readonly logger: Logger,
+    private readonly mailLog: MailLogRecorder = noMailLog,
   ) {}
 
-  async notify(meta: MessageMeta, expired: boolean): Promise<void> {
+  /** Queues the notice for a failed message; resolves with its queue id, or null when none is sent. */
+  async notify(meta: MessageMeta, expired: boolean): Promise<string | null> {
     const config = this.config();
     const notices = config.failureNotices;
-    if (!notices) return;
+    if (!notices) return null;
     // The notice goes out through the account the failed message was routed to (its sendAs decides who is local).
     const account = accountsOf(config).get(accountOf(meta)) ?? config.microsoft365;
     const target = noticeRecipient(meta, notices, account);
     if (!target.to) {
       this.logger.info({ msgId: meta.id, event: 'notice-skipped', reason: target.why }, 'no failure notice');
-      return;
+      return null;
     }
     const block = await readHeaderBlock(this.spool.dataPath(meta.id)).catch(() => null);
     const subjectField = block ? findField(block, 'subject') : undefined;
@@ -182,8 +185,36 @@ export class FailureNotifier {
     } catch (err) {
       await incoming.abort();
       this.logger.error({ msgId: meta.id, event: 'notice-failed', err: (err as Error).message }, 'could not queue the failure notice');
-      return;
+      return null;
     }
     this.logger.info({ msgId: meta.id, event: 'notice-queued', noticeId: incoming.id, to: target.to, recipient: target.why }, 'failure notice queued');
+    const at = Date.now();
+    const head = parseHeaderBlock(body);
+    const header = (name: string) => {
+      const field = findField(head, name);
+      return field ? fieldValue(field) : null;
+    };
+    this.mailLog.record({
+      id: incoming.id,
+      at,
+      kind: 'received',
+      detail: { noticeFor: meta.id, clientAddress: 'local', listener: 'local', size: body.length },
+      facts: {
+        receivedAt: at,
+        sender: '',
+        recipients: [target.to],
+        size: body.length,
+        messageId: header('message-id'),
+        subject: header('subject'),
+        clientAddress: 'local',
+        clientName: 'failure-notice',
+        user: null,
+        listener: 'local',
+        tls: false,
+        account: route?.account ?? accountOf(meta),
+        parent: null,
+      },
+    });
+    return incoming.id;
   }
 }
