@@ -32,7 +32,7 @@ export class TokenProvider implements TokenSource {
   private refreshing = false;
   /** The newest token, served without asking msal while msal itself would still serve it. */
   private current: AccessToken | null = null;
-  private lastFailure: { at: number; message: string; kind: string } | null = null;
+  private lastFailure: { at: number; message: string; kind: string; advice: string } | null = null;
 
   constructor(
     private readonly config: Microsoft365Config,
@@ -46,9 +46,9 @@ export class TokenProvider implements TokenSource {
   }
 
   /** For /readyz: a token is held and valid, and the last request did not fail. */
-  health(): { ok: boolean; expiresOn: string | null; lastError: string | null } {
+  health(): { ok: boolean; expiresOn: string | null; lastError: string | null; advice: string | null } {
     const valid = this.current !== null && this.current.expiresOn.getTime() > Date.now();
-    return { ok: valid && this.lastFailure === null, expiresOn: this.current?.expiresOn.toISOString() ?? null, lastError: this.lastFailure?.message ?? null };
+    return { ok: valid && this.lastFailure === null, expiresOn: this.current?.expiresOn.toISOString() ?? null, lastError: this.lastFailure?.message ?? null, advice: this.lastFailure?.advice ?? null };
   }
 
   /**
@@ -113,7 +113,7 @@ export class TokenProvider implements TokenSource {
       return token;
     } catch (err) {
       const error = toTokenError(err);
-      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind };
+      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind, advice: error.advice };
       this.logger.warn({ event: 'token-failed', kind: error.kind, aadsts: error.aadsts, err: error.message, forced }, 'access token request failed');
       throw error;
     } finally {
