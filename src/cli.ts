@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
-import { formatQueueTable, formatShow, toCorruptItem, toListItem } from './cli/queueList.js';
+import { formatQueueTable, formatShow, PAST_TENSE, toCorruptItem, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
@@ -376,11 +376,9 @@ async function queue(args: string[]): Promise<number> {
     throw err;
   }
   await wakeDaemon(spool.dir);
-  process.stdout.write(`${id}: ${PAST[sub as keyof typeof PAST]}\n`);
+  process.stdout.write(`${id}: ${PAST_TENSE[sub as keyof typeof PAST_TENSE]}\n`);
   return 0;
 }
-
-const PAST = { retry: 'queued for delivery now', hold: 'held', release: 'released, queued for delivery now', delete: 'deleted', restore: 'restored, queued for delivery now' } as const;
 
 async function hashPasswordCommand(): Promise<number> {
   const chunks: Buffer[] = [];
