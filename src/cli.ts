@@ -5,11 +5,13 @@ import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
 import { formatQueueTable, formatShow, PAST_TENSE, toCorruptItem, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
+import { eventJson, filterOf, formatLogShow, formatLogTable, LogArgumentError, messageJson, type LogSearchOptions } from './cli/mailLog.js';
 import { sendTest } from './cli/sendTest.js';
 import { accountsOf, ConfigError, loadConfigFile, type RelayConfig } from './config/index.js';
 import { preflight } from './cli/preflight.js';
 import { startRelay, type RunningRelay } from './daemon.js';
 import { ListenerTlsError } from './listener/index.js';
+import { DEFAULT_SEARCH_LIMIT, MailLogReader, mailLogPathOf, MailLogUnavailableError, type MailLogFilter } from './maillog/index.js';
 import { isJournalStream } from './observability/logFormat.js';
 import { createLogger, silentLogger, type Logger } from './observability/logger.js';
 import { systemdNotifier } from './observability/sdNotify.js';
@@ -41,6 +43,11 @@ Usage:
   m365-relay queue release ID --config FILE    deliver a held message again
   m365-relay queue delete ID --config FILE     remove a message for good
   m365-relay queue restore ID --config FILE    put a corrupt message back once its files are whole
+  m365-relay log --config FILE [--to ADDR] [--from ADDR] [--id QUEUEID] [--message-id ID]
+                 [--subject TEXT] [--state delivered|deferred|failed|held] [--since DURATION]
+                 [--until TIME] [--limit N] [--json]
+                                               search the mail log, newest first
+  m365-relay log show ID --config FILE [--json] one message's whole history from the mail log
   m365-relay hash-password                     read a password on stdin, print a passwordHash value
 
   m365-relay COMMAND --help                    help for one command
@@ -91,6 +98,29 @@ relay is woken and sends the mail that waited for the sign-in.
   queue restore ID             put a corrupt message back once its files are whole
 Safe while the relay runs; run them as the spool's owner (the service's user).
 `,
+  log: `Usage: m365-relay log --config FILE [--to ADDR] [--from ADDR] [--id QUEUEID] [--message-id ID]
+                          [--subject TEXT] [--state delivered|deferred|failed|held]
+                          [--since DURATION] [--until TIME] [--limit N] [--json]
+       m365-relay log show ID --config FILE [--json]
+
+Searches the mail log (mailLog in the configuration): every message's life, from its arrival to
+its delivery or failure, with each attempt and upstream reply, and the administrators' actions.
+Newest first. Safe while the relay runs (the file is opened read-only). Options combine (AND).
+  --to ADDR          a recipient: a full address finds that mailbox (any case, IDN domains in
+                     either form); a part (@contoso.com, bob) finds every address containing it
+  --from ADDR        the envelope sender, the same way
+  --id QUEUEID       the relay's queue id (as in "250 ... queued as ID")
+  --message-id ID    the Message-ID header, with or without <>
+  --subject TEXT     part of the subject, any case (not with mailLog.recordSubjects: false)
+  --state STATE      delivered, deferred, failed or held (the last state the log saw)
+  --since DURATION   received at most this long ago (30m, 2h, 7d), or since a time (2026-05-04)
+  --until TIME       received before this time (2026-05-04T12:00:00Z), or this long ago (1h)
+  --limit N          at most N messages (default 50)
+  --json             machine-readable: an array of messages (times as ISO strings)
+  log show ID        the message and its history: received, attempts (account, transport,
+                     reply, duration, upstream queue id), deferrals, delivery or failure, actions
+Exit status: 0 (also when nothing matches), 1 the mail log cannot be read, 2 usage error.
+`,
   'hash-password': `Usage: printf %s 'the password' | m365-relay hash-password
 
 Reads a password on stdin and prints a scrypt passwordHash value for users[].passwordHash.
@@ -131,6 +161,8 @@ async function main(argv: string[]): Promise<number> {
       return loginCommandFor(rest);
     case 'queue':
       return queue(rest);
+    case 'log':
+      return logCommand(rest);
     case 'hash-password':
       return hashPasswordCommand();
     case undefined:
@@ -378,6 +410,64 @@ async function queue(args: string[]): Promise<number> {
   await wakeDaemon(spool.dir);
   process.stdout.write(`${id}: ${PAST_TENSE[sub as keyof typeof PAST_TENSE]}\n`);
   return 0;
+}
+
+/** `log [show ID] --config FILE ...`: reads the mail log, read-only, while the relay runs or not. */
+async function logCommand(args: string[]): Promise<number> {
+  const text = { type: 'string' } as const;
+  const searchOptions = { to: text, from: text, id: text, 'message-id': text, subject: text, state: text, since: text, until: text, limit: text };
+  const { file, values, positionals: words } = configOption(args, { json: { type: 'boolean' }, ...searchOptions });
+  // `log show ID` (the word may come before or after the options).
+  const showing = words[0] === 'show';
+  const positionals = showing ? words.slice(1) : words;
+  if (showing) {
+    const extra = Object.keys(searchOptions).find((name) => values[name] !== undefined);
+    if (extra) throw new UsageError(`log show takes only an id and --json (--${extra} is for searching: m365-relay log --${extra} ...)`);
+  }
+  // Only the mail log's place matters: the service's secrets need not be in the administrator's environment.
+  const config = loadConfigFile(file, process.env, { keepUnresolved: true });
+  const path = mailLogPathOf(config);
+  if (!path) {
+    process.stderr.write('m365-relay: the mail log is switched off in this configuration (mailLog.enabled: false)\n');
+    return 1;
+  }
+  let filter: MailLogFilter = {};
+  if (showing) {
+    if (positionals.length !== 1) throw new UsageError('log show needs one message id (see: m365-relay log)');
+  } else {
+    if (positionals.length > 0) throw new UsageError(`unexpected "${positionals[0]}" (log takes options only; for one message: log show ID)`);
+    try {
+      filter = filterOf(values as LogSearchOptions, Date.now());
+    } catch (err) {
+      if (err instanceof LogArgumentError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
+  let reader: MailLogReader;
+  try {
+    reader = MailLogReader.open(path);
+  } catch (err) {
+    if (!(err instanceof MailLogUnavailableError)) throw err;
+    process.stderr.write(`m365-relay: ${err.message}\n`);
+    return 1;
+  }
+  try {
+    if (showing) {
+      const id = positionals[0] ?? '';
+      const found = reader.show(id);
+      if (!found) {
+        process.stderr.write(`m365-relay: no message ${id} in the mail log (see: m365-relay log; records older than mailLog.retention are removed)\n`);
+        return 1;
+      }
+      process.stdout.write(values.json ? `${JSON.stringify({ message: messageJson(found.message), events: found.events.map(eventJson) }, null, 2)}\n` : `${formatLogShow(found)}\n`);
+      return 0;
+    }
+    const messages = reader.search(filter);
+    process.stdout.write(values.json ? `${JSON.stringify(messages.map(messageJson), null, 2)}\n` : `${formatLogTable(messages, filter.limit ?? DEFAULT_SEARCH_LIMIT)}\n`);
+    return 0;
+  } finally {
+    reader.close();
+  }
 }
 
 async function hashPasswordCommand(): Promise<number> {

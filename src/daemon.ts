@@ -5,13 +5,14 @@ import { connectHost } from './cli/sendTest.js';
 import { createConsole } from './console/server.js';
 import { createListener } from './listener/index.js';
 import { readTlsFiles } from './listener/options.js';
+import { MailLogReader, mailLogPathOf, MailLogWriter, noMailLog, type MailLogEventKind, type MailLogRecorder } from './maillog/index.js';
 import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
 import type { RelayMetrics } from './observability/metrics.js';
 import { CredentialWatch } from './oauth/credentialExpiry.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
-import { acquireSpoolLock, checkSpoolOwner, receivedAtOf, SpaceGuard, Spool, takeAdminActions, watchWakeups, type SpoolLock } from './spool/index.js';
+import { acquireSpoolLock, checkSpoolOwner, receivedAtOf, SpaceGuard, Spool, takeAdminActions, watchWakeups, type AdminAction, type SpoolLock } from './spool/index.js';
 import { bindProblem, isErrno, spoolProblem } from './startError.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
@@ -24,6 +25,11 @@ export interface RunningRelay {
   readonly spool: Spool;
   /** The health and metrics endpoint, when `http` is configured. */
   readonly http: HttpEndpoint | null;
+  /**
+   * The mail log, read-only (the daemon writes it in the background); null when mailLog.enabled is
+   * false or the file cannot be opened right now (tried again at the next read).
+   */
+  readonly mailLog: MailLogReader | null;
   /** Applies a new configuration without dropping connections or mail (SIGHUP). Throws, changing nothing, when it cannot be applied. */
   reload(config: RelayConfig): void;
   /** Graceful stop: no new connections, current transactions and deliveries finish (bounded). */
@@ -77,6 +83,13 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   });
   logger.info({ event: 'spool-recovered', dir: config.spool.dir, ...report }, 'spool ready');
 
+  // Before anything is accepted or delivered, so that every message's life is in it.
+  const mailLogPath = mailLogPathOf(config);
+  const mailLogWriter = mailLogPath ? new MailLogWriter({ path: mailLogPath, retentionMs: config.mailLog.retention, recordSubjects: config.mailLog.recordSubjects, logger }) : null;
+  mailLogWriter?.start();
+  const mailLog = mailLogWriter ?? noMailLog;
+  const mailLogReader = mailLogPath ? lazyReader(mailLogPath, () => mailLogWriter?.flush()) : null;
+
   const notifier = new FailureNotifier(spool, () => config, logger);
   // Builds every account's token source and transport: an account this build cannot serve stops the start here.
   const worker = new RelayWorker({
@@ -86,7 +99,11 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     // Large Graph messages are staged inside the spool directory (see FactoryContext.stagingDir).
     factory: options.accountFactory ?? makeAccountFactory({ ...options.factoryContext, stagingDir: stagingDirOf(config.spool.dir) }),
     onFailed: (meta, expired) =>
-      notifier.notify(meta, expired).catch((err: unknown) => logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error')),
+      notifier.notify(meta, expired).catch((err: unknown) => {
+        logger.error({ msgId: meta.id, event: 'notice-failed', err: String(err) }, 'failure notice error');
+        return null;
+      }),
+    mailLog,
   });
   spool.on('queued', (meta) => worker.enqueue(meta.id, null, accountOf(meta)));
   void worker.start(queuedIds);
@@ -97,7 +114,10 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   const onWake = () => {
     takeAdminActions(spool).then(
       (actions) => {
-        for (const a of actions) logger.info({ event: 'admin-action', action: a.action, msgId: a.msgId, user: a.user, pid: a.pid, at: a.at }, `queue ${a.action} ${a.msgId} by ${a.user}`);
+        for (const a of actions) {
+          logger.info({ event: 'admin-action', action: a.action, msgId: a.msgId, user: a.user, pid: a.pid, at: a.at }, `queue ${a.action} ${a.msgId} by ${a.user}`);
+          recordAdminAction(mailLog, a);
+        }
       },
       (err: unknown) => logger.error({ err }, 'reading the queue commands\' records failed'),
     );
@@ -110,7 +130,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
 
   const credentials = new CredentialWatch(logger);
   const space = new SpaceGuard(config.spool.dir, config.spool.minFreeSpace);
-  const listener = createListener({ config, sink: spool, logger, space });
+  const listener = createListener({ config, sink: spool, logger, space, mailLog });
   let addresses: Array<{ host: string; port: number }>;
   let http: HttpEndpoint | null = null;
   try {
@@ -132,7 +152,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
               health: () => worker.health(),
               credentials: () => credentials.list(),
               queueFigures: () => queueFigures(spool),
-              mailLog: () => null,
+              mailLog: () => mailLogReader?.get() ?? null,
               listener: () => ({ host: connectHost(listenerAddress?.host ?? '127.0.0.1'), port: listenerAddress?.port ?? 0, tls: Boolean(config.listen[0]?.tls) }),
               wake: onWake,
             },
@@ -147,6 +167,8 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     clearInterval(rescanTimer);
     await listener.close(0);
     await worker.stop(0);
+    mailLogReader?.close();
+    mailLogWriter?.close();
     throw err;
   }
   // After the start line: an expiring credential is said once the relay is known to run.
@@ -161,9 +183,13 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
     addresses,
     spool,
     http,
+    get mailLog() {
+      return mailLogReader?.get() ?? null;
+    },
     reload(next) {
       if (next.spool.dir !== config.spool.dir) logger.warn({ event: 'reload', reason: 'spool.dir changed' }, 'a new spool.dir takes effect after a restart');
       if (JSON.stringify(next.http) !== JSON.stringify(config.http)) logger.warn({ event: 'reload', reason: 'http changed' }, 'changes to http take effect after a restart');
+      if (mailLogPathOf(next) !== mailLogPath) logger.warn({ event: 'reload', reason: 'mailLog changed' }, 'switching the mail log on or off, or moving it (mailLog.enabled, mailLog.path), takes effect after a restart');
       // console.users and allowPlainHttp apply at once; turning the console on or off needs a restart.
       if (Boolean(next.console) !== Boolean(config.console)) logger.warn({ event: 'reload', reason: 'console added or removed' }, 'adding or removing the console takes effect after a restart');
       // Both validate first and throw, changing nothing, when they cannot apply.
@@ -176,6 +202,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
       }
       plan.apply();
       credentials.watch(accountsOf(next).values());
+      mailLogWriter?.reconfigure({ retentionMs: next.mailLog.retention, recordSubjects: next.mailLog.recordSubjects });
       const m365Changed = JSON.stringify(next.microsoft365) !== JSON.stringify(config.microsoft365);
       const accountsChanged = JSON.stringify(next.accounts) !== JSON.stringify(config.accounts);
       config = next;
@@ -190,10 +217,50 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
         await listener.close(options.listenerGraceMs ?? 10_000);
         await worker.stop(options.deliveryGraceMs ?? 20_000);
         await http?.close();
+        // After the worker: the outcomes of the last deliveries are written too.
+        mailLogReader?.close();
+        mailLogWriter?.close();
         await lock.release();
         logger.info({ event: 'stopped' }, 'stopped');
       })();
       return stopped;
+    },
+  };
+}
+
+/** The message states the `queue` commands lead to, as the mail log names them. */
+const ADMIN_ACTION_KINDS: Record<AdminAction['action'], MailLogEventKind> = { retry: 'retry', hold: 'held', release: 'released', delete: 'deleted', restore: 'restored' };
+
+/** A queue command (or the console, through the same records): who did what, and the state it led to. */
+function recordAdminAction(mailLog: MailLogRecorder, a: AdminAction): void {
+  const at = Number.isFinite(Date.parse(a.at)) ? Date.parse(a.at) : Date.now();
+  mailLog.record({ id: a.msgId, at, kind: 'admin', detail: { user: a.user, action: a.action } });
+  mailLog.record({ id: a.msgId, at, kind: ADMIN_ACTION_KINDS[a.action], detail: { user: a.user } });
+}
+
+/**
+ * The daemon's read-only view of the mail log, opened at first use and again after a failure (the
+ * file may not exist yet, or come back after a disk problem). `beforeRead` writes what is pending,
+ * so the console sees what just happened.
+ */
+function lazyReader(path: string, beforeRead: () => void): { get(): MailLogReader | null; close(): void } {
+  let reader: MailLogReader | null = null;
+  let closed = false;
+  return {
+    get() {
+      if (closed) return null;
+      beforeRead();
+      try {
+        reader ??= MailLogReader.open(path);
+      } catch {
+        return null;
+      }
+      return reader;
+    },
+    close() {
+      closed = true;
+      reader?.close();
+      reader = null;
     },
   };
 }

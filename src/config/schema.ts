@@ -45,6 +45,9 @@ const httpsUrl = z
   .refine((v) => /^https:\/\/[^/\s]+\/?$/.test(v), { message: 'must be an https:// URL with no path, such as https://login.microsoftonline.com' })
   .transform((v) => v.replace(/\/$/, ''));
 
+/** mailLog.retention's default: 30 days. */
+const MAIL_LOG_RETENTION_MS = 30 * 86_400_000;
+
 const port = z.number().int().min(0).max(65535);
 
 const tlsFiles = z.strictObject({
@@ -300,6 +303,22 @@ export const configSchema = z
       if (n.notify === 'admin' && !n.adminAddress) ctx.addIssue({ code: 'custom', path: ['adminAddress'], message: 'notify: admin needs adminAddress (who receives the notices)' });
     })
     .optional(),
+  /**
+   * The searchable record of every message's life (`m365-relay log`), an SQLite file beside the
+   * spool unless `path` says otherwise. On by default; never on the mail's path.
+   */
+  mailLog: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Messages whose last event is older than this are removed. */
+      retention: duration('mailLog.retention').default(MAIL_LOG_RETENTION_MS),
+      /** false: subjects are not stored (only envelope, Message-ID and outcomes). */
+      recordSubjects: z.boolean().default(true),
+      /** The database file; default <spool.dir>/maillog.sqlite. Relative paths are relative to the configuration file. */
+      path: z.string().min(1).optional(),
+    })
+    .refine((m) => m.retention >= 60_000, { path: ['retention'], message: 'mailLog.retention must be at least 1m (30d is the default)' })
+    .default({ enabled: true, retention: MAIL_LOG_RETENTION_MS, recordSubjects: true }),
   /** Optional health and metrics endpoint (off when absent). Loopback by default: it is not for the LAN. */
   http: z
     .strictObject({
@@ -376,3 +395,4 @@ export type RetryConfig = RelayConfig['retry'];
 export type LimitsConfig = RelayConfig['limits'];
 export type ConsoleConfig = NonNullable<RelayConfig['console']>;
 export type HttpConfig = NonNullable<RelayConfig['http']>;
+export type MailLogConfig = RelayConfig['mailLog'];

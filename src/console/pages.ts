@@ -6,7 +6,7 @@ import { receivedAtOf, type AdminActionName, type MessageMeta } from '../spool/i
 import { hourlyChart, type HourFigures } from './chart.js';
 import { formatSize, formatTime, relativeTime } from './format.js';
 import { html, type SafeHtml } from './html.js';
-import type { MailLogEvent, MailLogMessage, MailLogState } from './mailLog.js';
+import { SEARCHABLE_STATES, type MailLogEvent, type MailLogMessage, type MailLogState } from '../maillog/index.js';
 import { ACTION_QUESTIONS, actionsFor, type QueueFilter } from './policy.js';
 
 /** Who is looking, for the header and the forms. */
@@ -290,10 +290,10 @@ function details(detail: Record<string, unknown>): SafeHtml[] {
 // --- mail log --------------------------------------------------------------------------------
 
 export interface LogView {
-  now: number;
   params: URLSearchParams;
+  /** Null when the mail log is off. */
   results: MailLogMessage[] | null;
-  problems: string[];
+  problem: string | null;
   limit: number;
 }
 
@@ -303,14 +303,14 @@ export function logPage(view: LogView, viewer: Viewer): string {
   const state = p('state');
   const body = html`<h1>Mail log</h1>
 <form class="filters" method="get" action="/log">
-${field('to', 'Recipient')}${field('from', 'Sender')}${field('id', 'Queue id')}${field('messageId', 'Message-ID')}${field('subject', 'Subject contains')}
-<label>State<select name="state">${['', 'delivered', 'deferred', 'failed', 'held'].map((s) => html`<option value="${s}"${s === state ? html` selected` : ''}>${s || 'any'}</option>`)}</select></label>
+${field('to', 'Recipient')}${field('from', 'Sender')}${field('id', 'Queue id')}${field('message-id', 'Message-ID')}${field('subject', 'Subject contains')}
+<label>State<select name="state">${['', ...SEARCHABLE_STATES].map((s) => html`<option value="${s}"${s === state ? html` selected` : ''}>${s || 'any'}</option>`)}</select></label>
 ${field('since', 'Since', '2h, 7d or a date')}${field('until', 'Until', 'a date and time')}
 <label>Limit<input type="text" name="limit" inputmode="numeric" size="4" value="${p('limit') || String(view.limit)}"></label>
 <button type="submit">Search</button> <a href="/log">clear</a>
 </form>
-${view.problems.map((problem) => html`<p class="error">${problem}</p>`)}
-${view.results === null ? mailLogOff() : view.results.length === 0 ? html`<p>No message matches.</p>` : html`<p class="muted">${view.results.length} message(s), newest first${view.results.length >= view.limit ? html` (the first ${view.limit}; raise the limit to see more)` : ''}.</p>
+${view.problem ? html`<p class="error" role="alert">${view.problem}</p>` : ''}
+${view.results === null ? mailLogOff() : view.problem ? '' : view.results.length === 0 ? html`<p>No message matches.</p>` : html`<p class="muted">${view.results.length} message(s), newest first${view.results.length >= view.limit ? html` (the first ${view.limit}; raise the limit to see more)` : ''}.</p>
 <div class="scroll"><table id="log"><thead><tr><th>Received</th><th>Queue id</th><th>State</th><th>From</th><th>To</th><th>Subject</th><th>Account</th><th>Last reply</th></tr></thead><tbody>
 ${view.results.map(
     (r) => html`<tr data-id="${r.id}"><td>${formatTime(r.receivedAt)}</td><td><a href="/message/${r.id}">${r.id}</a></td><td>${badge(r.state)}</td><td>${r.sender || '<>'}</td><td class="wrap">${r.recipients.join(', ')}</td><td class="wrap">${r.subject ?? ''}</td><td>${r.account ?? ''}</td><td class="wrap">${r.lastReply ?? ''}</td></tr>`,

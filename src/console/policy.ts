@@ -1,9 +1,9 @@
 // The console's decisions, as pure functions (tested by tables in test/console.test.ts).
 import { NetworkList } from '../access/networks.js';
 import type { QueueListItem } from '../cli/queueList.js';
-import { parseDuration } from '../config/duration.js';
+import { filterOf, LogArgumentError, type LogSearchOptions } from '../cli/mailLog.js';
 import type { AdminActionName } from '../spool/index.js';
-import type { MailLogFilter } from './mailLog.js';
+import { DEFAULT_SEARCH_LIMIT, type MailLogFilter } from '../maillog/index.js';
 
 const LOOPBACK = new NetworkList(['127.0.0.0/8', '::1/128']);
 
@@ -71,49 +71,29 @@ export function filterQueue(items: readonly QueueListItem[], filter: QueueFilter
   );
 }
 
-/**
- * A time filter as the `log` command takes it: a duration back from now ("2h", "30m", "7d") or a
- * date/time ("2026-05-01", "2026-05-01T08:00:00Z"). Null when it is neither.
- */
-export function parseTimeFilter(text: string, now: number): number | null {
-  const ago = /^\d/.test(text) && !/^\d{4}-/.test(text) ? parseDuration(text) : null;
-  if (ago !== null) return now - ago;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? null : at;
-}
-
-const LOG_STATES = ['delivered', 'deferred', 'failed', 'held'] as const;
+/** The mail log page's query string, named as the `log` command's options (message-id, since, ...). */
+export const LOG_PARAMS = ['to', 'from', 'id', 'message-id', 'subject', 'state', 'since', 'until', 'limit'] as const;
+/** The most rows one search shows. */
 export const MAX_LOG_LIMIT = 1000;
 
-/** The mail log page's query string as a search, with a sentence per field it could not take. */
-export function parseLogQuery(params: URLSearchParams, now: number): { filter: MailLogFilter; problems: string[] } {
-  const filter: MailLogFilter = {};
-  const problems: string[] = [];
-  const text = (name: string) => params.get(name)?.trim() || undefined;
-  for (const [param, key] of [['to', 'to'], ['from', 'from'], ['id', 'id'], ['messageId', 'messageId'], ['subject', 'subject'], ['account', 'account']] as const) {
-    const value = text(param);
-    if (value) filter[key] = value;
+/** The mail log page's search, read as the `log` command reads its options (empty fields ignored); a sentence when it cannot. */
+export function parseLogQuery(params: URLSearchParams, now: number): { filter: MailLogFilter; problem: string | null } {
+  const options: LogSearchOptions = {};
+  for (const name of LOG_PARAMS) {
+    const value = params.get(name)?.trim();
+    if (value) options[name] = value;
   }
-  const state = text('state');
-  if (state) {
-    if ((LOG_STATES as readonly string[]).includes(state)) filter.state = state as (typeof LOG_STATES)[number];
-    else problems.push(`state must be one of ${LOG_STATES.join(', ')}`);
+  try {
+    const filter = filterOf(options, now);
+    const account = params.get('account')?.trim();
+    if (account) filter.account = account;
+    filter.limit = Math.min(filter.limit ?? DEFAULT_SEARCH_LIMIT, MAX_LOG_LIMIT);
+    return { filter, problem: null };
+  } catch (err) {
+    if (!(err instanceof LogArgumentError)) throw err;
+    // The command's wording names options (--since); here they are fields.
+    return { filter: {}, problem: err.message.replace(/--([a-z-]+)/g, '$1') };
   }
-  for (const key of ['since', 'until'] as const) {
-    const value = text(key);
-    if (!value) continue;
-    const at = parseTimeFilter(value, now);
-    if (at === null) problems.push(`${key} takes a duration back from now (2h, 30m, 7d) or a date and time (2026-05-01T08:00:00Z)`);
-    else filter[key] = at;
-  }
-  const limit = text('limit');
-  if (limit) {
-    const n = Number(limit);
-    if (Number.isInteger(n) && n > 0) filter.limit = Math.min(n, MAX_LOG_LIMIT);
-    else problems.push('limit must be a whole number above 0');
-  }
-  filter.limit ??= 50;
-  return { filter, problems };
 }
 
 /** Where to go back after an action: a path of this console only (never another site). */

@@ -16,7 +16,7 @@ import { isMessageId } from '../spool/ids.js';
 import { ASSETS } from './assets.js';
 import { last24Hours } from './chart.js';
 import { formatTime } from './format.js';
-import type { MailLogQueries } from './mailLog.js';
+import { DEFAULT_SEARCH_LIMIT, type MailLogReader } from '../maillog/index.js';
 import { confirmPage, followPage, loginPage, logPage, messagePage, overviewPage, problemPage, queuePage, sendTestPage, type MessageStatus, type Viewer } from './pages.js';
 import { filterQueue, isActionName, parseLogQuery, plainHttpRefusal, safeBack, type QueueFilter } from './policy.js';
 import { csrfMatches, SESSION_MAX_MS, SessionStore, type Session } from './sessions.js';
@@ -29,8 +29,8 @@ export interface ConsoleSources {
   health(): Record<string, LaneHealth>;
   credentials(): Credential[];
   queueFigures(): Promise<{ counts: Record<string, number>; oldestReceivedAt: number | null }>;
-  /** Null when the mail log is off. */
-  mailLog(): MailLogQueries | null;
+  /** Null when the mail log is off (or cannot be read right now). */
+  mailLog(): Pick<MailLogReader, 'search' | 'show' | 'perHour' | 'stateCounts'> | null;
   /** Where the relay's own SMTP listener is reached, for the test message. */
   listener(): ListenerTarget;
   /** After a queue action: the daemon logs the action and re-reads the queue at once. */
@@ -226,7 +226,7 @@ export function createConsole(options: ConsoleOptions): WebConsole {
     const back = safeBack(form.get('back'));
     if (!isMessageId(id) || !isActionName(action)) throw new HttpProblem(400, 'The request does not name a message and an action.');
     // The same operations as the `queue` commands, recorded under the administrator's name.
-    const admin = new QueueAdmin(sources.spool, viewer.username);
+    const admin = new QueueAdmin(sources.spool, { user: viewer.username });
     try {
       await admin[action](id);
     } catch (err) {
@@ -261,10 +261,10 @@ export function createConsole(options: ConsoleOptions): WebConsole {
   }
 
   function logSearch(res: ServerResponse, url: URL, viewer: Viewer): void {
-    const { filter, problems } = parseLogQuery(url.searchParams, now());
+    const { filter, problem } = parseLogQuery(url.searchParams, now());
     const log = sources.mailLog();
-    const results = log && problems.length === 0 ? log.search(filter) : log ? [] : null;
-    send(res, problems.length ? 400 : 200, logPage({ now: now(), params: url.searchParams, results, problems, limit: filter.limit ?? 50 }, viewer));
+    const results = log && !problem ? log.search(filter) : log ? [] : null;
+    send(res, problem ? 400 : 200, logPage({ params: url.searchParams, results, problem, limit: filter.limit ?? DEFAULT_SEARCH_LIMIT }, viewer));
   }
 
   async function sendTest(res: ServerResponse, form: URLSearchParams, viewer: Viewer): Promise<void> {

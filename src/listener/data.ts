@@ -1,4 +1,5 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { normalizeAddress } from '../access/index.js';
 import type { IncomingMessage } from '../spool/index.js';
 import { clientAddress, clientOf, envelopeOf, userOf } from './envelope.js';
 import type { HandlerContext } from './handlers.js';
@@ -121,5 +122,22 @@ export async function receive(ctx: HandlerContext, stream: SMTPServerDataStream,
     },
     'message queued',
   );
+  // In memory only: the mail log writes in the background, after this 250.
+  const at = Date.now();
+  const listener = listenerOf(session);
+  const received = { clientAddress: client, clientName: who.helo ?? null, user: who.user ?? null, listener, tls: Boolean(session.secure), size: size - stamp.added, account: route.account };
+  ctx.mailLog?.record({
+    id: message.id,
+    at,
+    kind: 'received',
+    detail: { ...received, route: route.rule },
+    facts: { ...received, receivedAt: at, sender: envelope.from, recipients: envelope.to, messageId: stamp.messageId ?? null, subject: stamp.subject ?? null },
+  });
   return { id: message.id };
+}
+
+/** The listener the client connected to, "address:port" ("[::1]:25" for IPv6). */
+function listenerOf(session: SMTPServerSession): string {
+  const address = normalizeAddress(session.localAddress ?? '');
+  return address.includes(':') ? `[${address}]:${session.localPort}` : `${address}:${session.localPort}`;
 }

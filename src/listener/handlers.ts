@@ -9,6 +9,7 @@ import type {
 import { ClientRateLimit, type AccessPolicy, type AuthThrottle } from '../access/index.js';
 import type { RelayConfig } from '../config/index.js';
 import { addressKey, addressProblem } from '../mail/addresses.js';
+import type { MailLogRecorder } from '../maillog/types.js';
 import type { Logger } from '../observability/logger.js';
 import type { Router } from '../routing/index.js';
 import type { MessageSink, SpaceGuard } from '../spool/index.js';
@@ -36,6 +37,8 @@ export interface HandlerContext {
   readonly logger: Logger;
   readonly space?: SpaceGuard;
   readonly onQueued?: (id: string) => void;
+  /** Told about each message queued; never waits. */
+  readonly mailLog?: MailLogRecorder;
   /** True once close() began: new sessions are refused. */
   closing(): boolean;
   /** Registers a DATA transaction under way, so close() can wait for its spool write. */

@@ -13,6 +13,7 @@ import { readTls, serverOptions, type TlsMaterial } from './options.js';
 import { REPLIES } from './replies.js';
 import { bindProblem } from '../startError.js';
 
+import type { MailLogRecorder } from '../maillog/types.js';
 export { ListenerTlsError } from './options.js';
 export { REPLIES, queuedReply } from './replies.js';
 
@@ -25,6 +26,8 @@ export interface ListenerOptions {
   onQueued?: (id: string) => void;
   /** Refuses new mail (452 4.3.1) while the spool's disk is short of space. */
   space?: SpaceGuard;
+  /** Told about each message queued (after the spool has it, before the 250); never waits. */
+  mailLog?: MailLogRecorder;
 }
 
 export interface BoundAddress {
@@ -59,7 +62,7 @@ const listenKey = (listen: readonly ListenConfig[]) => JSON.stringify(listen.map
 
 /** One smtp-server per `listen` entry, sharing the access policy, limits and the spool. */
 export function createListener(options: ListenerOptions): Listener {
-  const { sink, logger, space, onQueued } = options;
+  const { sink, logger, space, onQueued, mailLog } = options;
   const listens = options.config.listen;
   let rules: Rules = { config: options.config, access: new AccessPolicy(options.config), router: new Router(options.config.routes) };
   let throttle: AuthThrottle = createAuthThrottle(options.config.limits);
@@ -75,6 +78,7 @@ export function createListener(options: ListenerOptions): Listener {
     logger,
     space,
     onQueued,
+    mailLog,
     closing: () => closing,
     track(work) {
       const settled = work.then(

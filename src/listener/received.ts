@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from 'node:stream';
+import { decodeWords } from '../relay/graphRecipients.js';
 import { fieldValue, findField, parseHeaderBlock } from '../relay/headers.js';
 
 /** What the Received: header says about how a message came in (RFC 5321 4.4, RFC 3848 protocol names). */
@@ -40,13 +41,13 @@ export function receivedHeader(info: ReceivedInfo, eol = '\r\n'): string {
   return lines.join(eol) + eol;
 }
 
-/** Bound on the header bytes kept to find Message-ID: (the rest of the message is never held). */
+/** Bound on the header bytes kept to find Message-ID: and Subject: (the rest of the message is never held). */
 const MAX_HEADER_BYTES = 64 * 1024;
 
 /**
  * The stream the spool writes: the relay's Received: field first (in the message's own line
  * ending), then the client's bytes unchanged. It also reads the client's header block (up to
- * 64 KB) to report its Message-ID, which the log line of the message carries.
+ * 64 KB) to report its Message-ID (for the log line) and its Subject (for the mail log).
  */
 export class ReceivedStamp extends Transform {
   private head: Buffer[] = [];
@@ -54,6 +55,8 @@ export class ReceivedStamp extends Transform {
   private started = false;
   private scanning = true;
   messageId: string | undefined;
+  /** The Subject field, RFC 2047 words decoded, unfolded, at most 500 characters. */
+  subject: string | undefined;
   /** Bytes of the Received: field added in front of the client's message. */
   added = 0;
 
@@ -101,7 +104,21 @@ export class ReceivedStamp extends Transform {
   private finishScan(joined: Buffer): void {
     this.scanning = false;
     this.head = [];
-    const field = findField(parseHeaderBlock(joined), 'message-id');
+    const block = parseHeaderBlock(joined);
+    const field = findField(block, 'message-id');
     if (field) this.messageId = fieldValue(field).slice(0, 250);
+    const subject = findField(block, 'subject');
+    if (subject) this.subject = decodeWords(asUtf8(fieldValue(subject))).slice(0, 500);
+  }
+}
+
+/** Header text is read byte for byte (latin1); 8-bit text that is valid UTF-8 (SMTPUTF8 clients) is shown as such. */
+function asUtf8(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!/[^\x00-\x7f]/.test(text)) return text;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(text, 'latin1'));
+  } catch {
+    return text;
   }
 }

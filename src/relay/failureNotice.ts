@@ -139,16 +139,17 @@ export class FailureNotifier {
     private readonly logger: Logger,
   ) {}
 
-  async notify(meta: MessageMeta, expired: boolean): Promise<void> {
+  /** Queues the notice for a failed message; resolves with its queue id, or null when none is sent. */
+  async notify(meta: MessageMeta, expired: boolean): Promise<string | null> {
     const config = this.config();
     const notices = config.failureNotices;
-    if (!notices) return;
+    if (!notices) return null;
     // The notice goes out through the account the failed message was routed to (its sendAs decides who is local).
     const account = accountsOf(config).get(accountOf(meta)) ?? config.microsoft365;
     const target = noticeRecipient(meta, notices, account);
     if (!target.to) {
       this.logger.info({ msgId: meta.id, event: 'notice-skipped', reason: target.why }, 'no failure notice');
-      return;
+      return null;
     }
     const block = await readHeaderBlock(this.spool.dataPath(meta.id)).catch(() => null);
     const subjectField = block ? findField(block, 'subject') : undefined;
@@ -170,8 +171,9 @@ export class FailureNotifier {
     } catch (err) {
       await incoming.abort();
       this.logger.error({ msgId: meta.id, event: 'notice-failed', err: (err as Error).message }, 'could not queue the failure notice');
-      return;
+      return null;
     }
     this.logger.info({ msgId: meta.id, event: 'notice-queued', noticeId: incoming.id, to: target.to, recipient: target.why }, 'failure notice queued');
+    return incoming.id;
   }
 }

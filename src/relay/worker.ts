@@ -1,5 +1,7 @@
 import { Readable } from 'node:stream';
 import { DEFAULT_ACCOUNT, formatDuration, type RelayConfig } from '../config/index.js';
+import { factsOfMeta } from '../maillog/facts.js';
+import type { MailLogEventKind, MailLogRecorder } from '../maillog/types.js';
 import { TokenError } from '../oauth/index.js';
 import type { Logger } from '../observability/logger.js';
 import { crashPoint } from '../spool/crashPoints.js';
@@ -22,10 +24,15 @@ export interface WorkerOptions {
   logger: Logger;
   /** Builds each account's token source and transport; the real ones by default. */
   factory?: AccountFactory;
-  /** Called once a message is recorded as failed for good (for failure notices); must not throw. */
-  onFailed?: (meta: MessageMeta, expired: boolean) => Promise<void>;
+  /**
+   * Called once a message is recorded as failed for good (for failure notices); must not throw.
+   * Resolves with the queue id of the notice queued, or null when none was.
+   */
+  onFailed?: (meta: MessageMeta, expired: boolean) => Promise<string | null>;
   /** Monotonic and wall time; injectable for tests. */
   clock?: Clock;
+  /** Told about each attempt and outcome; never waits. */
+  mailLog?: MailLogRecorder;
 }
 
 /** The account a message was routed to when it was queued (`default` for older messages). */
@@ -44,6 +51,17 @@ interface Prepared {
   bodyOffset: number;
   envelopeFrom: string;
   messageIdHeader: string | undefined;
+}
+
+/** One attempt as the mail log records it. */
+interface AttemptSummary {
+  /** The last accepting transaction's reply. */
+  response: string | undefined;
+  /** The reply that decided the attempt: the failure's text, else the acceptance. */
+  reply: string | null;
+  durationMs: number;
+  /** The recipients tried. */
+  to: string[];
 }
 
 /** How long to wait before trying again to record an outcome the disk refused (ENOSPC, EIO). */
@@ -243,6 +261,7 @@ export class RelayWorker {
     if (routed !== lane.name) {
       this.log.warn({ msgId: meta.id, event: 'route-fallback', account: lane.name, routedTo: routed }, `account ${routed} no longer exists: delivering with the ${lane.name} account`);
     }
+    const startedAt = this.clock.now();
     let prepared: Prepared;
     try {
       prepared = await this.prepare(lane, meta);
@@ -282,7 +301,8 @@ export class RelayWorker {
       pauses: lane.account,
       now: this.clock.wall(),
     });
-    return this.apply(lane, meta, prepared, decision, ticket, response);
+    const reply = failure?.text ?? response ?? null;
+    return this.apply(lane, meta, prepared, decision, ticket, { response, reply, durationMs: Math.round(this.clock.now() - startedAt), to: pending });
   }
 
   /** Reads the header block and applies the sender policy (LocalSpoolError when the data cannot be read). */
@@ -333,7 +353,8 @@ export class RelayWorker {
   }
 
   /** Records the decision in the spool (retried until it lands), tells the lane, logs, and says where the message goes. */
-  private async apply(lane: AccountLane, meta: MessageMeta, prepared: Prepared, decision: Decision, ticket: Ticket, response: string | undefined): Promise<DeliveryEnd> {
+  private async apply(lane: AccountLane, meta: MessageMeta, prepared: Prepared, decision: Decision, ticket: Ticket, attempt: AttemptSummary): Promise<DeliveryEnd> {
+    const { response } = attempt;
     const { spool } = this.options;
     const { verdict } = decision;
     const account = lane.name;
@@ -346,6 +367,19 @@ export class RelayWorker {
     const newlyDelivered = decision.meta.recipients.filter((r, i) => r.status === 'delivered' && meta.recipients[i]?.status !== 'delivered').map((r) => r.address);
     const stillPending = decision.meta.recipients.filter((r) => r.status === 'pending').map((r) => r.address);
     const failedNow = decision.meta.recipients.filter((r, i) => r.status === 'failed' && meta.recipients[i]?.status !== 'failed');
+    const upstreamId = (response && upstreamQueueId(response)) ?? null;
+    const record = (kind: MailLogEventKind, detail: Record<string, unknown>) =>
+      this.options.mailLog?.record({ id: meta.id, at: this.clock.wall(), kind, detail, facts: factsOfMeta(meta, prepared.messageIdHeader ?? null), account, ...(attempt.reply !== null && { lastReply: attempt.reply }) });
+    record('attempt', {
+      account,
+      transport: lane.account.transport,
+      reply: attempt.reply,
+      durationMs: attempt.durationMs,
+      upstreamId,
+      to: attempt.to,
+      ...(failedNow.length > 0 && { rejected: failedNow.map((r) => ({ address: r.address, reason: r.lastError ?? null })) }),
+    });
+    if (newlyDelivered.length > 0) record('delivered', { to: newlyDelivered, reply: response ?? null, upstreamId });
 
     this.reportAccount(lane, decision, ticket, meta.id);
     if (newlyDelivered.length > 0) {
@@ -380,7 +414,8 @@ export class RelayWorker {
           { ...about, event: 'failed', to: failedNow.map((r) => r.address), reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, ...(advice && { advice }) },
           verdict.expired ? 'message expired' : 'message failed permanently',
         );
-        if (recorded) await this.options.onFailed?.(decision.meta, verdict.expired);
+        const noticeId = recorded ? ((await this.options.onFailed?.(decision.meta, verdict.expired)) ?? null) : null;
+        record('failed', { reason: verdict.reason, class: verdict.class, expired: verdict.expired, to: failedNow.map((r) => r.address), noticeSent: noticeId !== null, ...(noticeId && { noticeId }) });
         return { next: 'done' };
       }
       case 'defer': {
@@ -389,6 +424,7 @@ export class RelayWorker {
           { ...about, event: 'deferred', to: stillPending, reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, nextAttemptAt: decision.meta.nextAttemptAt, retryIn: formatDuration(verdict.delayMs) },
           'delivery deferred',
         );
+        record('deferred', { reason: verdict.reason, class: verdict.class, to: stillPending, attempts: decision.meta.attempts, nextAttemptAt: decision.meta.nextAttemptAt });
         return { next: 'retry-at', at: this.clock.now() + verdict.delayMs };
       }
       case 'requeue': {
@@ -397,6 +433,7 @@ export class RelayWorker {
           { ...about, event: 'deferred', to: stillPending, reason: verdict.reason, class: verdict.class, attempts: decision.meta.attempts, accountHold: true },
           'not delivered: the account is holding; the message keeps its place',
         );
+        record('deferred', { reason: verdict.reason, class: verdict.class, to: stillPending, attempts: decision.meta.attempts, nextAttemptAt: decision.meta.nextAttemptAt, accountHold: true });
         return { next: 'keep-place' };
       }
     }

@@ -34,10 +34,10 @@ export interface AdminAction {
  * change, the daemon is woken through a control file it watches, and reschedules from disk.
  */
 export class QueueAdmin {
+  /** `user`: who acts, as recorded (the web console's administrator); default the user running the command. */
   constructor(
     private readonly spool: Spool,
-    /** Who acts, for the records: the user running the command by default, the administrator in the console. */
-    private readonly user: string = actingUser(),
+    private readonly options: { user?: string } = {},
   ) {}
 
   async find(id: string): Promise<{ entry: SpoolEntry; dir: StateDir } | null> {
@@ -145,7 +145,7 @@ export class QueueAdmin {
   }
 
   private async record(action: AdminActionName, msgId: string): Promise<void> {
-    const entry: AdminAction = { action, msgId, user: this.user, pid: process.pid, at: new Date().toISOString() };
+    const entry: AdminAction = { action, msgId, user: this.options.user ?? actingUser(), pid: process.pid, at: new Date().toISOString() };
     const dir = join(this.spool.dir, 'control', ACTIONS_DIR);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const name = `${Date.now().toString(36).padStart(9, '0')}-${msgId}-${Math.random().toString(36).slice(2, 8)}.json`;
