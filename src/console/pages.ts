@@ -237,7 +237,7 @@ export function messagePage(view: MessageView, viewer: Viewer): string {
   const m = spool?.meta;
   const lm = log?.message;
   const state = spool ? spool.item.state : (lm?.state ?? 'unknown');
-  const replies = (log?.events ?? []).filter((e) => e.kind === 'attempt' && typeof e.detail.reply === 'string');
+  const replies = upstreamReplies(log?.events ?? []);
   const client = m?.client;
   const body = html`<h1>Message ${view.id} ${badge(state)}</h1>
 ${view.done ? html`<p class="notice" role="status">${view.done}</p>` : ''}
@@ -267,7 +267,7 @@ ${lm?.lastReply ? html`<dt>Last upstream reply</dt><dd>${lm.lastReply}</dd>` : '
 </dl></div>
 <h2>Upstream replies</h2>
 ${replies.length ? html`<div class="scroll"><table id="replies"><thead><tr><th>When</th><th>Account</th><th>Reply</th><th>Upstream id</th><th>Took</th></tr></thead><tbody>${replies.map(
-    (e) => html`<tr><td>${formatTime(e.at)}</td><td>${str(e.detail.account)}</td><td class="wrap">${str(e.detail.reply)}</td><td>${str(e.detail.upstreamId)}</td><td>${typeof e.detail.durationMs === 'number' ? `${e.detail.durationMs} ms` : ''}</td></tr>`,
+    (r) => html`<tr><td>${formatTime(r.at)}</td><td>${str(r.account)}</td><td class="wrap">${r.reply}</td><td>${str(r.upstreamId)}</td><td>${typeof r.durationMs === 'number' ? `${r.durationMs} ms` : ''}</td></tr>`,
   )}</tbody></table></div>` : html`<p class="muted">${view.mailLogOn ? 'No reply recorded yet.' : 'The mail log is off: replies are in the relay\'s log only.'}</p>`}
 <h2>History</h2>
 ${log ? html`<div class="scroll"><table id="history"><thead><tr><th>When</th><th>Event</th><th>Details</th></tr></thead><tbody>${log.events.map(
@@ -275,6 +275,22 @@ ${log ? html`<div class="scroll"><table id="history"><thead><tr><th>When</th><th
   )}</tbody></table></div>` : view.mailLogOn ? html`<p class="muted">The mail log has no record of this message.</p>` : mailLogOff()}
 ${spool ? html`<h2>Headers</h2><pre id="headers">${spool.headers}</pre>` : ''}`;
   return layout(`Message ${view.id}`, body, viewer, 'queue');
+}
+
+/**
+ * What Exchange answered at each attempt: its final reply, or, when it refused before (at RCPT,
+ * or the attempt never got that far), the reason the deferral or failure that followed recorded.
+ */
+export function upstreamReplies(events: readonly MailLogEvent[]): Array<{ at: number; account: unknown; reply: string; upstreamId: unknown; durationMs: unknown }> {
+  const out: Array<{ at: number; account: unknown; reply: string; upstreamId: unknown; durationMs: unknown }> = [];
+  events.forEach((e, i) => {
+    if (e.kind !== 'attempt') return;
+    const outcome = events.slice(i + 1).find((next) => next.kind === 'attempt' || next.kind === 'deferred' || next.kind === 'failed');
+    const reason = outcome && outcome.kind !== 'attempt' ? outcome.detail.reason : undefined;
+    const reply = typeof e.detail.reply === 'string' ? e.detail.reply : typeof reason === 'string' ? reason : null;
+    if (reply !== null) out.push({ at: e.at, account: e.detail.account, reply, upstreamId: e.detail.upstreamId, durationMs: e.detail.durationMs });
+  });
+  return out;
 }
 
 function str(v: unknown): string {
