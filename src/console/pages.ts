@@ -294,7 +294,10 @@ export function upstreamReplies(events: readonly MailLogEvent[]): Array<{ at: nu
 }
 
 function str(v: unknown): string {
-  return v === null || v === undefined ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'string') return v;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v.join(', ');
+  return JSON.stringify(v);
 }
 
 function details(detail: Record<string, unknown>): SafeHtml[] {
