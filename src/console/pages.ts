@@ -182,7 +182,7 @@ ${view.done ? html`<p class="notice" role="status">${view.done}</p>` : ''}
 <button type="submit">Filter</button> <a href="/queue">clear</a>
 </form>
 <p class="muted">${view.total} message(s) in the spool match${view.shown < view.items.length || view.shown < view.total ? html`; the oldest ${view.shown} are shown` : ''}.</p>
-${view.items.length === 0 ? html`<p>No message matches.</p>` : html`<div class="scroll"><table id="queue"><thead><tr><th>ID</th><th>State</th><th>Received</th><th>From</th><th>To</th><th>Tries</th><th>Next attempt</th><th>Last error</th><th>Account</th><th>Actions</th></tr></thead><tbody>
+${view.items.length === 0 ? html`<p>No message matches.</p>` : html`<div class="scroll"><table id="queue"><thead><tr><th>ID</th><th>State</th><th>Actions</th><th>Received</th><th>From</th><th>To</th><th>Tries</th><th>Next attempt</th><th>Last error</th><th>Account</th></tr></thead><tbody>
 ${view.items.slice(0, view.shown).map((i) => queueRow(i, view.now, here))}
 </tbody></table></div>`}`;
   return layout('Queue', body, viewer, 'queue');
@@ -190,9 +190,9 @@ ${view.items.slice(0, view.shown).map((i) => queueRow(i, view.now, here))}
 
 function queueRow(i: QueueListItem, now: number, back: string): SafeHtml {
   const received = receivedAtOf(i.id);
-  return html`<tr data-id="${i.id}"><td><a href="/message/${i.id}">${i.id}</a></td><td>${badge(i.state)}</td><td>${received ? formatTime(received) : '-'}</td><td>${i.from || '<>'}</td><td class="wrap">${i.recipients.join(', ')}</td><td>${i.attempts}</td><td>${
+  return html`<tr data-id="${i.id}"><td><a href="/message/${i.id}">${i.id}</a></td><td>${badge(i.state)}</td><td><div class="actions">${actionLinks(i.id, i.state, back)}</div></td><td>${formatTime(received)}</td><td>${i.from || '<>'}</td><td class="wrap">${i.recipients.join(', ')}</td><td>${i.attempts}</td><td>${
     i.nextAttemptAt ? when(i.nextAttemptAt, now) : i.state === 'queued' || i.state === 'deferred' ? 'now' : '-'
-  }</td><td class="wrap">${i.lastError ?? ''}</td><td>${i.account}</td><td><div class="actions">${actionLinks(i.id, i.state, back)}</div></td></tr>`;
+  }</td><td class="wrap">${i.lastError ?? ''}</td><td>${i.account}</td></tr>`;
 }
 
 function actionLinks(id: string, state: QueueListItem['state'], back: string): SafeHtml[] {
