@@ -11,8 +11,16 @@ export function describeConfig(file: string, config: RelayConfig): string {
     `${file}: OK\n  listeners: ${config.listen.map((l) => `${l.host}:${l.port}${l.tls ? ' (STARTTLS)' : ''}`).join(', ')}\n` +
     `  relays for: ${config.allowNetworks.map((n) => (typeof n === 'string' ? n : `${n.network} (as ${n.allowedSenders.join(', ')})`)).join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
     [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n${describeCredentials(a)}`).join('') +
-    (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '')
+    (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '') +
+    describeConsole(config)
   );
+}
+
+function describeConsole(config: RelayConfig): string {
+  if (!config.console || !config.http) return '';
+  const { host, port, tls } = config.http;
+  const logins = tls ? 'HTTPS' : config.console.allowPlainHttp ? 'plain HTTP from anywhere (allowPlainHttp)' : 'plain HTTP: logins from loopback only';
+  return `  web console: ${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}/ (${config.console.users.length} administrator(s); ${logins})\n`;
 }
 
 /** Known credential expiries, with a warning mark inside 30 days (the relay alerts then too). */
