@@ -121,6 +121,8 @@ describe('web console in Chromium', () => {
     const action = await relay.waitForLog('the admin-action line', (l: LogLine) => l.event === 'admin-action' && l.msgId === id);
     assert.equal(action.user, 'admin');
     assert.equal(action.action, 'retry');
+    assert.equal(relay.logs.filter((l) => l.event === 'admin-action' && l.msgId === id).length, 1, 'logged once');
+    assert.ok(relay.logs.some((l) => l.event === 'console-action' && l.msgId === id && l.user === 'admin' && l.action === 'retry'));
     assert.ok(suite.sim.received.some((m) => m.envelope.to.includes('later@contoso.com')));
     await page.goto(`${base}/queue`);
     assert.equal(await page.locator(`tr[data-id="${id}"]`).count(), 0, 'the delivered message left the queue');
@@ -138,7 +140,7 @@ describe('web console in Chromium', () => {
     await shot('message');
   });
 
-  test("a held message's page: envelope, route, headers; hold and release from there", async () => {
+  test("a deferred message's page: envelope, route, headers (not the body); hold, then delete from there", async () => {
     suite.sim.faults.rejectRecipients.set('held@contoso.com', '451 4.7.500 Server busy. Please try again later.');
     const info = await sendMessage(relay.port, { to: ['held@contoso.com'] });
     const id = queuedId(info.response);

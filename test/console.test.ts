@@ -143,16 +143,14 @@ describe('console sessions', () => {
     assert.equal(store.touch('forged'), null);
   });
 
-  test('ending a session and removing a user; ids and CSRF tokens are long random strings; the token is compared exactly', () => {
+  test('ending a session; ids and CSRF tokens are long random strings; the token is compared exactly', () => {
     const store = new SessionStore();
     const a = store.create('alice');
     const b = store.create('bob');
     assert.notEqual(a.id, b.id);
     assert.notEqual(a.csrf, b.csrf);
     assert.ok(a.id.length >= 43 && a.csrf.length >= 43);
-    store.keepOnly(new Set(['bob']));
-    assert.equal(store.touch(a.id), null);
-    assert.ok(store.touch(b.id));
+    assert.ok(store.touch(a.id) && store.touch(b.id));
     store.end(b.id);
     assert.equal(store.touch(b.id), null);
     assert.equal(csrfMatches(a, a.csrf), true);

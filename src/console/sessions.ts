@@ -50,18 +50,8 @@ export class SessionStore {
     return session;
   }
 
-  /** When the session ends if left alone (for the cookie's Max-Age). */
-  expiresAt(session: Session): number {
-    return Math.min(session.lastSeen + SESSION_IDLE_MS, session.createdAt + SESSION_MAX_MS);
-  }
-
   end(id: string): void {
     this.sessions.delete(id);
-  }
-
-  /** Ends every session of users no longer allowed (a reload removed them). */
-  keepOnly(usernames: ReadonlySet<string>): void {
-    for (const [id, s] of this.sessions) if (!usernames.has(s.username)) this.sessions.delete(id);
   }
 }
 
