@@ -45,6 +45,14 @@ describe('web console in Chromium', () => {
 
   const delivered = (id: string) => relay.waitForLog(`delivery of ${id}`, (l) => l.event === 'delivered' && l.msgId === id, 20_000);
   const queuedId = (response: string) => /queued as (\S+)/.exec(response)?.[1] ?? assert.fail(`no queue id in ${response}`);
+  /** A message Exchange defers (451 at RCPT); the fault is cleared once it is, so a retry delivers it. */
+  const deferredMessage = async (to: string) => {
+    suite.sim.faults.rejectRecipients.set(to, '451 4.7.500 Server busy. Please try again later.');
+    const id = queuedId((await sendMessage(relay.port, { to: [to] })).response);
+    await relay.waitForLog(`the deferral of ${id}`, (l) => l.event === 'deferred' && l.msgId === id, 20_000);
+    suite.sim.faults.rejectRecipients.clear();
+    return id;
+  };
 
   test('an unauthenticated request gets the login page, a plain form with username and password', async () => {
     const res = await fetch(`${base}/queue`, { redirect: 'manual' });
@@ -101,11 +109,7 @@ describe('web console in Chromium', () => {
   });
 
   test('retry a deferred message from the queue page and see it delivered; the action is logged with the administrator', async () => {
-    suite.sim.faults.rejectRecipients.set('later@contoso.com', '451 4.7.500 Server busy. Please try again later.');
-    const info = await sendMessage(relay.port, { to: ['later@contoso.com'] });
-    const id = queuedId(info.response);
-    await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === id, 20_000);
-    suite.sim.faults.rejectRecipients.clear();
+    const id = await deferredMessage('later@contoso.com');
 
     await page.goto(`${base}/queue?state=deferred`);
     const row = page.locator(`tr[data-id="${id}"]`);
@@ -141,10 +145,7 @@ describe('web console in Chromium', () => {
   });
 
   test("a deferred message's page: envelope, route, headers (not the body); hold, then delete from there", async () => {
-    suite.sim.faults.rejectRecipients.set('held@contoso.com', '451 4.7.500 Server busy. Please try again later.');
-    const info = await sendMessage(relay.port, { to: ['held@contoso.com'] });
-    const id = queuedId(info.response);
-    await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === id, 20_000);
+    const id = await deferredMessage('held@contoso.com');
     await page.goto(`${base}/message/${id}`);
     assert.match((await page.locator('#envelope').textContent()) ?? '', /held@contoso\.com/);
     assert.match((await page.locator('#route').textContent()) ?? '', /default/);
@@ -156,14 +157,10 @@ describe('web console in Chromium', () => {
     await page.getByRole('link', { name: 'Delete' }).click();
     await Promise.all([page.waitForURL(/\/queue\?done=delete/), page.getByRole('button', { name: 'Yes, delete' }).click()]);
     await relay.waitForLog('the delete action', (l) => l.event === 'admin-action' && l.msgId === id && l.action === 'delete' && l.user === 'admin');
-    suite.sim.faults.rejectRecipients.clear();
   });
 
   test('a POST without the CSRF token (or with a wrong one, or from another site) is refused', async () => {
-    suite.sim.faults.rejectRecipients.set('csrf@contoso.com', '451 4.7.500 Server busy. Please try again later.');
-    const info = await sendMessage(relay.port, { to: ['csrf@contoso.com'] });
-    const id = queuedId(info.response);
-    await relay.waitForLog('the deferral', (l) => l.event === 'deferred' && l.msgId === id, 20_000);
+    const id = await deferredMessage('csrf@contoso.com');
     // The browser's own request context: the session cookie goes with it.
     for (const form of [{ id, action: 'delete' }, { id, action: 'delete', _csrf: 'not-the-token' }] as Array<Record<string, string>>) {
       const res = await page.request.post(`${base}/queue/action`, { form, maxRedirects: 0 });
@@ -175,7 +172,6 @@ describe('web console in Chromium', () => {
     assert.equal(foreign.status(), 403);
     assert.equal(await page.locator(`tr[data-id="${id}"]`).count(), 1, 'the message is still queued');
     assert.ok(relay.logs.some((l) => l.event === 'console-csrf-refused'));
-    suite.sim.faults.rejectRecipients.clear();
   });
 
   test('the mail log search finds messages as the CLI does', async () => {
