@@ -2,39 +2,14 @@
 // test is skipped with the reason). Clients get 451/452 and keep their mail; acceptance resumes by
 // itself when space returns.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startListener } from './helpers/listener.js';
 import { RawSmtp } from './helpers/rawSmtp.js';
 import { rawConfigFor, sendMessage, startInProcessRelay, startTestSimulator } from './helpers/harness.js';
-import { tempDir } from './helpers/tmp.js';
+import { fillDisk, smallDisk } from './helpers/disk.js';
 import { waitFor } from './helpers/wait.js';
-
-/**
- * A small tmpfs of its own: the mount point and an unmount function (idempotent, also run at exit),
- * or the reason it cannot be mounted here.
- */
-function smallDisk(size: string): { mountPoint: string; unmount: () => void } | { refused: string } {
-  const tmp = tempDir();
-  const mountPoint = join(tmp.dir, 'disk');
-  mkdirSync(mountPoint);
-  const result = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', mountPoint], { encoding: 'utf8' });
-  if (result.status !== 0) {
-    tmp.remove();
-    return { refused: (result.stderr || result.error?.message || 'mount failed').trim() };
-  }
-  let unmounted = false;
-  const unmount = () => {
-    if (unmounted) return;
-    unmounted = true;
-    spawnSync('umount', ['-l', mountPoint]);
-    tmp.remove();
-  };
-  process.once('exit', unmount);
-  return { mountPoint, unmount };
-}
 
 test('disk full: ENOSPC mid-message answers 451, a reserve answers 452 4.3.1, both recover without a restart', async (t) => {
   const disk = smallDisk('2m');
@@ -86,14 +61,7 @@ test('disk full while an outcome is recorded: the write is retried until it land
   // Fill the disk to the last byte: the next probe fails too, and recording that (the message
   // goes back to the queue with its last error) cannot be written.
   const ballast = join(mountPoint, 'ballast');
-  const fd = openSync(ballast, 'w');
-  try {
-    for (;;) writeSync(fd, Buffer.alloc(64 * 1024));
-  } catch (err) {
-    assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC');
-  } finally {
-    closeSync(fd);
-  }
+  fillDisk(ballast);
   await waitFor('the spool-write alert', () => r.logs.find((l) => l.event === 'alert' && l.alert === 'spool-write' && /ENOSPC|no space/i.test(JSON.stringify(l.err))), 30_000);
   assert.equal(readdirSync(join(spoolDir, 'active')).length, 1, 'still being recorded, not lost');
 

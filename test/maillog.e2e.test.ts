@@ -1,13 +1,12 @@
 // The mail log through the real daemon: real SMTP clients, the relay delivering to the simulator,
 // then the log read back with MailLogReader (the API the console uses) and with `m365-relay log`.
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { MailLogReader, type MailLogMessage } from '../src/maillog/index.js';
-import { QueueAdmin } from '../src/spool/index.js';
-import { wakeDaemon } from '../src/spool/index.js';
-import { rawConfigFor, sampleMessage, sendMessage, simulatorSuite, startInProcessRelay, type InProcessRelay } from './helpers/harness.js';
+import { QueueAdmin, wakeDaemon } from '../src/spool/index.js';
+import { cli, rawConfigFor, sampleMessage, sendMessage, simulatorSuite, spawnRelay, startInProcessRelay, type InProcessRelay } from './helpers/harness.js';
 import { waitFor } from './helpers/wait.js';
 
 const suite = simulatorSuite();
@@ -132,5 +131,121 @@ describe('mail log', () => {
       [held, failed, deferredThenDelivered, delivered],
       'newest first',
     );
+  });
+
+  test('m365-relay log and log show against a running daemon', async (t) => {
+    const work = suite.dir();
+    const file = join(work, 'relay.yaml');
+    const raw = rawConfigFor(suite.sim, join(work, 'spool'), { retry: { schedule: ['1h'], maxAge: '2h', jitter: 0 } });
+    const relay = await spawnRelay(raw, work);
+    t.after(() => relay.stop());
+    const log = (...args: string[]) => cli(['log', ...args, '--config', file]);
+    const json = (...args: string[]) => {
+      const result = log(...args, '--json');
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout) as Array<{ id: string; state: string; receivedAt: string; sender: string; subject: string | null }>;
+    };
+
+    const delivered = queueIdOf(
+      (await sendMessage(relay.port, { from: 'mfp@printer.local', to: ['alice@contoso.com'], raw: `Message-ID: <q-1@printer.local>\r\n${sampleMessage({ from: 'mfp@printer.local', to: ['alice@contoso.com'], subject: 'Quarterly report' })}` })).response,
+    );
+    suite.sim.faults.rejectRecipients.set('gone@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
+    t.after(() => suite.sim.faults.rejectRecipients.delete('gone@contoso.com'));
+    const failed = queueIdOf((await sendMessage(relay.port, { to: ['gone@contoso.com'] })).response);
+    suite.sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
+    const deferred = queueIdOf((await sendMessage(relay.port, { to: ['later@contoso.com'] })).response);
+    await waitFor('the three outcomes in the mail log', () => json('--limit', '10').map((m) => m.state).join() === 'deferred,failed,delivered', 30_000, 300);
+
+    // An administrator holds the deferred message with the queue command; the log says who.
+    const held = cli(['queue', 'hold', deferred, '--config', file]);
+    assert.equal(held.code, 0, held.stderr);
+    await waitFor('the hold in the mail log', () => json('--state', 'held').length === 1, 20_000, 300);
+
+    assert.deepEqual(
+      json().map((m) => m.id),
+      [deferred, failed, delivered],
+      'newest first',
+    );
+    assert.deepEqual(
+      json('--to', 'ALICE@contoso.com').map((m) => m.id),
+      [delivered],
+    );
+    assert.deepEqual(
+      json('--from', 'mfp@printer.local').map((m) => m.id),
+      [delivered],
+    );
+    assert.deepEqual(
+      json('--id', failed).map((m) => m.id),
+      [failed],
+    );
+    assert.deepEqual(
+      json('--message-id', 'q-1@printer.local').map((m) => m.id),
+      [delivered],
+    );
+    assert.deepEqual(
+      json('--subject', 'quarterly').map((m) => m.id),
+      [delivered],
+    );
+    assert.deepEqual(
+      json('--state', 'failed').map((m) => m.id),
+      [failed],
+    );
+    assert.deepEqual(
+      json('--state', 'held').map((m) => m.id),
+      [deferred],
+    );
+    assert.equal(json('--since', '1h').length, 3);
+    assert.equal(json('--until', '1h').length, 0);
+    assert.equal(json('--since', new Date(Date.now() - 3_600_000).toISOString(), '--until', new Date(Date.now() + 60_000).toISOString()).length, 3);
+    assert.deepEqual(
+      json('--limit', '1').map((m) => m.id),
+      [deferred],
+    );
+    assert.match(json('--id', delivered)[0]?.receivedAt ?? '', /^\d{4}-\d\d-\d\dT/);
+
+    const table = log();
+    assert.equal(table.code, 0);
+    assert.match(table.stdout, /^RECEIVED\s+ID\s+STATE\s+FROM\s+TO\s+SUBJECT\s+LAST REPLY/);
+    assert.ok(table.stdout.indexOf(deferred) < table.stdout.indexOf(delivered), 'newest first');
+    assert.match(table.stdout, /3 message\(s\)/);
+
+    const show = log('show', delivered);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /state:\s+delivered/);
+    assert.match(show.stdout, /subject:\s+Quarterly report/);
+    assert.match(show.stdout, /attempt\s+account default \(smtp\), \d+ ms, upstream id \S+: 250 2\.0\.0 OK/);
+    const heldShow = JSON.parse(log('show', deferred, '--json').stdout) as { message: { state: string }; events: Array<{ kind: string; detail: Record<string, unknown> }> };
+    assert.equal(heldShow.message.state, 'held');
+    assert.deepEqual(
+      heldShow.events.map((e) => e.kind),
+      ['received', 'attempt', 'deferred', 'admin', 'held'],
+    );
+    assert.equal(heldShow.events[3]?.detail.action, 'hold');
+    assert.equal(typeof heldShow.events[3]?.detail.user, 'string');
+    const failedShow = log('show', failed);
+    assert.match(failedShow.stdout, /failed\s+550 5\.1\.10 .*; no failure notice/);
+
+    // Mistakes: the reason on one line and where to read more.
+    const unknown = log('show', '0ZZZZZZZZZZZZZZZZZZ');
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no message 0ZZZZZZZZZZZZZZZZZZ in the mail log/);
+    const bad = log('--state', 'lost');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--state takes one of delivered, deferred, failed, held[\s\S]*Try 'm365-relay log --help'/);
+    const help = cli(['log', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /^Usage: m365-relay log --config FILE/);
+    assert.match(cli(['--help']).stdout, /m365-relay log show ID --config FILE/);
+  });
+
+  test('mailLog.enabled: false: no file, no reader, and log says it is off', async (t) => {
+    const dir = suite.dir();
+    const spoolDir = join(dir, 'spool');
+    const r = await startInProcessRelay(rawConfigFor(suite.sim, spoolDir, { mailLog: { enabled: false } }));
+    t.after(() => r.stop());
+    const id = queueIdOf((await sendMessage(r.port, { to: ['alice@contoso.com'] })).response);
+    await waitFor('the delivery', () => r.logs.find((l) => l.event === 'delivered' && l.msgId === id), 20_000);
+    assert.equal(r.relay.mailLog, null);
+    assert.equal(existsSync(join(spoolDir, 'maillog.sqlite')), false);
   });
 });
