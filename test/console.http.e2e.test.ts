@@ -1,5 +1,5 @@
-// The console over the http listener without a browser: off unless configured, and over HTTPS
-// (http.tls) with a Secure session cookie. The real daemon (node dist/cli.js run) on loopback,
+// The console over the http listener without a browser: off unless configured, over HTTPS
+// (http.tls) with a Secure session cookie, and an account's trouble on the overview. The real daemon (node dist/cli.js run) on loopback,
 // its certificate signed by the run's test CA (which this process trusts).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { hashPassword } from '../src/access/passwords.js';
 import { generateServerCertificate } from '../src/simulator/certs.js';
-import { rawConfigFor, simulatorSuite, spawnRelay } from './helpers/harness.js';
+import { rawConfigFor, sendMessage, simulatorSuite, spawnRelay } from './helpers/harness.js';
 import { loadTestCa } from './helpers/testCa.js';
 
 describe('console on the http listener', () => {
@@ -53,6 +53,34 @@ describe('console on the http listener', () => {
     const queue = await fetch(`${base}/queue`, { headers: { Cookie: cookie.split(';')[0] ?? '' } });
     assert.equal(queue.status, 200);
     assert.match(await queue.text(), /<h1>Queue<\/h1>/);
+  });
+
+  test("the overview tells why an account holds, with the advice, and when its secret expires; never the secret", async (t) => {
+    const dir = suite.dir();
+    const password = 'another console password';
+    const relay = await spawnRelay(
+      rawConfigFor(suite.sim, join(dir, 'spool'), {
+        http: { host: '127.0.0.1', port: 0 },
+        console: { users: [{ username: 'ops', passwordHash: await hashPassword(password) }] },
+        microsoft365: { clientSecret: 'wrong-secret', clientSecretExpires: '2027-05-01' },
+      }),
+      dir,
+    );
+    t.after(() => relay.stop());
+    const http = await relay.waitForLog('the http listener', (l) => l.event === 'http-listening');
+    const base = `http://127.0.0.1:${http.port as number}`;
+    await sendMessage(relay.port);
+    await relay.waitForLog('the account to hold', (l) => l.event === 'upstream-unavailable', 20_000);
+    const login = await fetch(`${base}/login`, { method: 'POST', body: new URLSearchParams({ username: 'ops', password }), redirect: 'manual' });
+    const cookie = (login.headers.get('set-cookie') ?? '').split(';')[0] ?? '';
+    const page = await (await fetch(`${base}/`, { headers: { Cookie: cookie } })).text();
+    const row = /<tr data-account="default">[\s\S]*?<\/tr>/.exec(page)?.[0] ?? assert.fail('no row for the default account');
+    assert.match(row, /holding/);
+    assert.match(row, /AADSTS7000215/);
+    assert.match(row, /class="advice">the client secret is wrong: put the secret VALUE \(not its ID\)/);
+    assert.match(row, /secret expires 2027-05-01 00:00:00 UTC/);
+    assert.doesNotMatch(page, /wrong-secret/);
+    assert.match(page, /<span class="n"><a href="\/queue">1<\/a><\/span><span class="label">waiting/);
   });
 
   test('an http.tls certificate that cannot be used stops the start, naming the key', async () => {
