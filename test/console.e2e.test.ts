@@ -115,7 +115,7 @@ describe('web console in Chromium', () => {
     const row = page.locator(`tr[data-id="${id}"]`);
     assert.match((await row.textContent()) ?? '', /deferred/);
     await shot('queue');
-    await row.getByRole('link', { name: 'Retry' }).click();
+    await row.getByRole('button', { name: 'Retry' }).click();
     await page.waitForURL(/\/confirm\?/);
     await shot('confirm');
     await Promise.all([page.waitForURL(/\/queue\?.*done=retry/), page.getByRole('button', { name: 'Yes, retry' }).click()]);
@@ -151,10 +151,10 @@ describe('web console in Chromium', () => {
     assert.match((await page.locator('#route').textContent()) ?? '', /default/);
     assert.match((await page.locator('#headers').textContent()) ?? '', /Subject: Scan from MFP 3rd floor/);
     assert.doesNotMatch((await page.locator('#headers').textContent()) ?? '', /Scanned document attached/, 'the body is not shown');
-    await page.getByRole('link', { name: 'Hold' }).click();
+    await page.getByRole('button', { name: 'Hold' }).click();
     await Promise.all([page.waitForURL(new RegExp(`/message/${id}\\?`)), page.getByRole('button', { name: 'Yes, hold' }).click()]);
     assert.match((await page.locator('h1').textContent()) ?? '', /hold/);
-    await page.getByRole('link', { name: 'Delete' }).click();
+    await page.getByRole('button', { name: 'Delete' }).click();
     await Promise.all([page.waitForURL(/\/queue\?done=delete/), page.getByRole('button', { name: 'Yes, delete' }).click()]);
     await relay.waitForLog('the delete action', (l) => l.event === 'admin-action' && l.msgId === id && l.action === 'delete' && l.user === 'admin');
   });

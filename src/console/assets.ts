@@ -54,7 +54,7 @@ button.secondary, .button.secondary { background: #fff; color: var(--accent); }
 button.danger { background: var(--bad); border-color: var(--bad); }
 header button { background: transparent; border-color: #8fa6c1; color: #dfe9f5; padding: .15rem .6rem; }
 .actions { display: flex; flex-wrap: wrap; gap: .3rem; }
-.actions a { font-size: .85em; }
+.actions form { margin: 0; } .actions button { font-size: .85em; padding: .2rem .6rem; }
 .login { max-width: 22rem; margin: 3rem auto; }
 .login label { display: block; margin: .6rem 0 .2rem; }
 .login input { width: 100%; }

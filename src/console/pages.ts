@@ -47,10 +47,16 @@ function badge(state: string): SafeHtml {
   return html`<span class="badge s-${state}">${state}</span>`;
 }
 
+/** A time for people (UTC, and how far from now) and for machines (datetime, ISO 8601). */
 function when(at: number | string | null | undefined, now: number): SafeHtml {
   if (at === null || at === undefined) return html`<span class="muted">-</span>`;
   const relative = relativeTime(at, now);
-  return html`${formatTime(at)}${relative ? html` <span class="muted">(${relative})</span>` : ''}`;
+  return html`${stamp(at)}${relative ? html` <span class="muted">(${relative})</span>` : ''}`;
+}
+
+function stamp(at: number | string): SafeHtml {
+  const ms = typeof at === 'number' ? at : Date.parse(at);
+  return Number.isNaN(ms) ? html`${String(at)}` : html`<time datetime="${new Date(ms).toISOString()}">${formatTime(ms)}</time>`;
 }
 
 // --- login -----------------------------------------------------------------------------------
@@ -190,13 +196,17 @@ ${view.items.slice(0, view.shown).map((i) => queueRow(i, view.now, here))}
 
 function queueRow(i: QueueListItem, now: number, back: string): SafeHtml {
   const received = receivedAtOf(i.id);
-  return html`<tr data-id="${i.id}"><td><a href="/message/${i.id}">${i.id}</a></td><td>${badge(i.state)}</td><td><div class="actions">${actionLinks(i.id, i.state, back)}</div></td><td>${formatTime(received)}</td><td>${i.from || '<>'}</td><td class="wrap">${i.recipients.join(', ')}</td><td>${i.attempts}</td><td>${
+  return html`<tr data-id="${i.id}"><td><a href="/message/${i.id}">${i.id}</a></td><td>${badge(i.state)}</td><td><div class="actions">${actionLinks(i.id, i.state, back)}</div></td><td>${stamp(received)}</td><td>${i.from || '<>'}</td><td class="wrap">${i.recipients.join(', ')}</td><td>${i.attempts}</td><td>${
     i.nextAttemptAt ? when(i.nextAttemptAt, now) : i.state === 'queued' || i.state === 'deferred' ? 'now' : '-'
   }</td><td class="wrap">${i.lastError ?? ''}</td><td>${i.account}</td></tr>`;
 }
 
+/** Each action leads to its confirmation page (which makes the change, with the CSRF token). */
 function actionLinks(id: string, state: QueueListItem['state'], back: string): SafeHtml[] {
-  return actionsFor(state).map((action) => html`<a class="button secondary" href="/confirm?id=${id}&amp;action=${action}&amp;back=${encodeURIComponent(back)}">${capitalize(action)}</a>`);
+  return actionsFor(state).map(
+    (action) =>
+      html`<form method="get" action="/confirm"><input type="hidden" name="id" value="${id}"><input type="hidden" name="action" value="${action}"><input type="hidden" name="back" value="${back}"><button type="submit" class="secondary">${capitalize(action)}</button></form>`,
+  );
 }
 
 function queryOf(filter: object): string {
@@ -267,11 +277,11 @@ ${lm?.lastReply ? html`<dt>Last upstream reply</dt><dd>${lm.lastReply}</dd>` : '
 </dl></div>
 <h2>Upstream replies</h2>
 ${replies.length ? html`<div class="scroll"><table id="replies"><thead><tr><th>When</th><th>Account</th><th>Reply</th><th>Upstream id</th><th>Took</th></tr></thead><tbody>${replies.map(
-    (r) => html`<tr><td>${formatTime(r.at)}</td><td>${str(r.account)}</td><td class="wrap">${r.reply}</td><td>${str(r.upstreamId)}</td><td>${typeof r.durationMs === 'number' ? `${r.durationMs} ms` : ''}</td></tr>`,
+    (r) => html`<tr><td>${stamp(r.at)}</td><td>${str(r.account)}</td><td class="wrap">${r.reply}</td><td>${str(r.upstreamId)}</td><td>${typeof r.durationMs === 'number' ? `${r.durationMs} ms` : ''}</td></tr>`,
   )}</tbody></table></div>` : html`<p class="muted">${view.mailLogOn ? 'No reply recorded yet.' : 'The mail log is off: replies are in the relay\'s log only.'}</p>`}
 <h2>History</h2>
 ${log ? html`<div class="scroll"><table id="history"><thead><tr><th>When</th><th>Event</th><th>Details</th></tr></thead><tbody>${log.events.map(
-    (e) => html`<tr><td>${formatTime(e.at)}</td><td>${badge(e.kind)}</td><td class="wrap">${details(e.detail)}</td></tr>`,
+    (e) => html`<tr><td>${stamp(e.at)}</td><td>${badge(e.kind)}</td><td class="wrap">${details(e.detail)}</td></tr>`,
   )}</tbody></table></div>` : view.mailLogOn ? html`<p class="muted">The mail log has no record of this message.</p>` : mailLogOff()}
 ${spool ? html`<h2>Headers</h2><pre id="headers">${spool.headers}</pre>` : ''}`;
   return layout(`Message ${view.id}`, body, viewer, 'queue');
@@ -332,7 +342,7 @@ ${view.problem ? html`<p class="error" role="alert">${view.problem}</p>` : ''}
 ${view.results === null ? mailLogOff() : view.problem ? '' : view.results.length === 0 ? html`<p>No message matches.</p>` : html`<p class="muted">${view.results.length} message(s), newest first${view.results.length >= view.limit ? html` (the first ${view.limit}; raise the limit to see more)` : ''}.</p>
 <div class="scroll"><table id="log"><thead><tr><th>Received</th><th>Queue id</th><th>State</th><th>From</th><th>To</th><th>Subject</th><th>Account</th><th>Last reply</th></tr></thead><tbody>
 ${view.results.map(
-    (r) => html`<tr data-id="${r.id}"><td>${formatTime(r.receivedAt)}</td><td><a href="/message/${r.id}">${r.id}</a></td><td>${badge(r.state)}</td><td>${r.sender || '<>'}</td><td class="wrap">${r.recipients.join(', ')}</td><td class="wrap">${r.subject ?? ''}</td><td>${r.account ?? ''}</td><td class="wrap">${r.lastReply ?? ''}</td></tr>`,
+    (r) => html`<tr data-id="${r.id}"><td>${stamp(r.receivedAt)}</td><td><a href="/message/${r.id}">${r.id}</a></td><td>${badge(r.state)}</td><td>${r.sender || '<>'}</td><td class="wrap">${r.recipients.join(', ')}</td><td class="wrap">${r.subject ?? ''}</td><td>${r.account ?? ''}</td><td class="wrap">${r.lastReply ?? ''}</td></tr>`,
   )}
 </tbody></table></div>`}`;
   return layout('Mail log', body, viewer, 'log');
