@@ -135,7 +135,9 @@ export function createConsole(options: ConsoleOptions): WebConsole {
     const ok = hash !== undefined ? await verifyPassword(password, hash) : await verifyPassword(password, await (decoy ??= hashPassword('decoy password'))).then(() => false);
     if (!ok) {
       const { delayMs, blocked } = throttle.recordFailure(client, now());
-      logger.warn({ event: 'console-login-failed', client, username: username.slice(0, 64), blocked }, `console login failed for "${username.slice(0, 64)}" from ${client}`);
+      // An unknown name is not logged: it may be a password typed into the wrong field.
+      const who = hash !== undefined ? username : '(unknown user)';
+      logger.warn({ event: 'console-login-failed', client, user: who, blocked }, `console login failed for ${who} from ${client}`);
       // Each failure answers later than the one before; then the address is blocked for a while.
       await new Promise((resolve) => setTimeout(resolve, delayMs));
       return send(res, blocked ? 429 : 401, loginPage({ next, username, error: blocked ? 'Too many failed logins from your address. Wait a few minutes, then try again.' : 'Wrong user name or password.' }));
