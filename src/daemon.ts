@@ -90,7 +90,7 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
   const mailLog = mailLogWriter ?? noMailLog;
   const mailLogReader = mailLogPath ? lazyReader(mailLogPath, () => mailLogWriter?.flush()) : null;
 
-  const notifier = new FailureNotifier(spool, () => config, logger);
+  const notifier = new FailureNotifier(spool, () => config, logger, mailLog);
   // Builds every account's token source and transport: an account this build cannot serve stops the start here.
   const worker = new RelayWorker({
     config,

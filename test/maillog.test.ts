@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
-import { filterOf, LogArgumentError } from '../src/cli/mailLog.js';
+import { filterOf, formatLogShow, formatLogTable, LogArgumentError } from '../src/cli/mailLog.js';
 import { MailLogReader, MailLogUnavailableError, MailLogWriter, searchQuery, type MailLogEntry, type MessageFacts } from '../src/maillog/index.js';
 import { captureLogger } from './helpers/logs.js';
 import { tempDir } from './helpers/tmp.js';
@@ -107,6 +107,14 @@ describe('mail log search', () => {
     );
     assert.equal(reader.show('NOPE'), null);
     assert.deepEqual(reader.stateCounts(), { queued: 0, deferred: 1, delivered: 1, failed: 1, held: 0, deleted: 0 });
+  });
+
+  test('log output shows control characters from devices and servers as "?"', () => {
+    const m = { ...facts({ subject: 'Scan \x1b[2J\x1b]0;pwned\x07', clientName: 'evil\r\nhost' }), id: 'X1', state: 'delivered' as const, updatedAt: T0, lastReply: '250 ok\x1b[31m' };
+    const table = formatLogTable([m], 50);
+    const show = formatLogShow({ message: m, events: [{ at: T0, kind: 'received', detail: { clientAddress: '192.0.2.1', clientName: 'evil\r\nhost' } }] });
+    for (const text of [table, show]) assert.equal(/[\x00-\x09\x0b-\x1f\x7f]/.test(text), false, JSON.stringify(text));
+    assert.match(table, /Scan \?\[2J/);
   });
 
   test('searchQuery: every value is a parameter', () => {

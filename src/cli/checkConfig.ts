@@ -1,6 +1,7 @@
 // `check-config [--connect]`: the configuration as the relay reads it, then (with --connect) the
 // upstream checked for real, each failure with its fix.
-import { accountsOf, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
+import { accountsOf, formatDuration, type AccountConfig, type RelayConfig, type RouteConfig } from '../config/index.js';
+import { mailLogPathOf } from '../maillog/index.js';
 import { checkUpstream, type Finding } from '../diagnostics/upstreamCheck.js';
 import { credentialsOf, describeExpiry, expiryState } from '../oauth/credentialExpiry.js';
 import { silentLogger } from '../observability/logger.js';
@@ -12,8 +13,15 @@ export function describeConfig(file: string, config: RelayConfig): string {
     `  relays for: ${config.allowNetworks.map((n) => (typeof n === 'string' ? n : `${n.network} (as ${n.allowedSenders.join(', ')})`)).join(', ') || '(no networks)'}; ${config.users.length} local user(s)\n` +
     [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n${describeCredentials(a)}`).join('') +
     (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '') +
+    `  mail log: ${describeMailLog(config)}\n` +
     describeConsole(config)
   );
+}
+
+function describeMailLog(config: RelayConfig): string {
+  const path = mailLogPathOf(config);
+  if (!path) return 'off (mailLog.enabled: false)';
+  return `${path} (retention ${formatDuration(config.mailLog.retention)}${config.mailLog.recordSubjects ? '' : ', subjects not recorded'})`;
 }
 
 function describeConsole(config: RelayConfig): string {

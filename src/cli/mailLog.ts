@@ -83,7 +83,7 @@ export function eventJson(e: MailLogEvent): Record<string, unknown> {
 
 export function formatLogTable(messages: MailLogMessage[], limit: number): string {
   if (messages.length === 0) return 'No message in the mail log matches.';
-  const rows = messages.map((m) => [when(m.receivedAt), m.id, m.state, m.sender || '<>', m.recipients.join(','), m.subject ?? '', m.lastReply ?? '']);
+  const rows = messages.map((m) => [when(m.receivedAt), m.id, m.state, m.sender || '<>', m.recipients.join(','), m.subject ?? '', m.lastReply ?? ''].map(printable));
   const head = ['RECEIVED', 'ID', 'STATE', 'FROM', 'TO', 'SUBJECT', 'LAST REPLY'];
   const widths = head.map((h, c) => Math.min(c === 5 ? 30 : 40, Math.max(h.length, ...rows.map((r) => (r[c] ?? '').length))));
   const line = (cells: string[]) => cells.map((cell, c) => (c === cells.length - 1 ? cell : fit(cell, widths[c] ?? 0))).join('  ');
@@ -114,7 +114,16 @@ export function formatLogShow(found: { message: MailLogMessage; events: MailLogE
     'history:',
     ...found.events.map((e) => `  ${when(e.at)}  ${e.kind.padEnd(9)} ${describeEvent(e)}`),
   ];
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
+}
+
+/**
+ * What a device or a remote server wrote (subjects, replies, HELO names) reaches the terminal: its
+ * control characters (escape sequences, line breaks) are shown as "?".
+ */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, '?');
 }
 
 /** One line per event: what an administrator asks first. */

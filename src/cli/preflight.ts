@@ -1,11 +1,12 @@
 // `check-config`, beyond the file: what `run` will need from this host, checked as the user that
 // runs the command (the unit runs it as the service's user before every start and reload).
-import { constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { access, stat, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { RelayConfig } from '../config/index.js';
 import { readTls, readTlsFiles } from '../listener/options.js';
+import { mailLogPathOf } from '../maillog/index.js';
 import { writeFileDurably } from '../spool/fd.js';
 import { checkSpoolOwner, inspectSpoolLock, type LockOwner } from '../spool/index.js';
 import { bindProblem, isErrno, spoolProblem } from '../startError.js';
@@ -35,6 +36,12 @@ export async function preflight(config: RelayConfig): Promise<PreflightResult> {
     const found = bindProblem(b.key, b.host, b.port, err, err.code === 'EADDRINUSE' ? held : undefined);
     if (err.code === 'EADDRINUSE' && held !== undefined) result.notes.push(found.message);
     else problem(found.key, `${found.message.slice(found.key.length + 2)}`);
+  }
+
+  const mailLog = mailLogPathOf(config);
+  if (mailLog) {
+    const note = mailLogNote(mailLog);
+    if (note) result.notes.push(note);
   }
 
   const tlsChecks: Array<[string, () => unknown]> = config.listen.map((listen, i) => [`listen[${i}].tls`, () => readTls(listen, i)]);
@@ -110,4 +117,19 @@ function tryBind(host: string, port: number): Promise<NodeJS.ErrnoException | nu
     server.once('error', (err: NodeJS.ErrnoException) => resolve(err));
     server.listen({ host, port, exclusive: true }, () => server.close(() => resolve(null)));
   });
+}
+
+/** The relay runs without a writable mail log (mail is never held up by it), so this is a note, not a problem. */
+function mailLogNote(path: string): string | null {
+  const target = existsSync(path) ? path : nearestExisting(dirname(path));
+  try {
+    accessSync(target, constants.W_OK);
+    return null;
+  } catch (err) {
+    return `mailLog: ${target} is not writable (${(err as NodeJS.ErrnoException).code}) for uid ${process.geteuid?.() ?? '?'}: the relay runs, but records nothing in the mail log (${path}) until it is`;
+  }
+}
+
+function nearestExisting(dir: string): string {
+  for (let d = dir; ; d = dirname(d)) if (existsSync(d) || d === dirname(d)) return d;
 }

@@ -35,54 +35,27 @@ interface MessageRow {
 export function searchQuery(filter: MailLogFilter): { sql: string; params: unknown[] } {
   const where: string[] = [];
   const params: unknown[] = [];
+  const add = (clause: string, ...values: unknown[]) => {
+    where.push(clause);
+    params.push(...values);
+  };
   const address = (text: string, exact: string, part: string) => {
     const needle = addressNeedle(text);
-    if ('exact' in needle) {
-      where.push(exact);
-      params.push(needle.exact);
-    } else {
-      where.push(`(${needle.part.map(() => part).join(' OR ')})`);
-      params.push(...needle.part);
-    }
+    if ('exact' in needle) add(exact, needle.exact);
+    else add(`(${needle.part.map(() => part).join(' OR ')})`, ...needle.part);
   };
   if (filter.to !== undefined) {
-    address(
-      filter.to,
-      'id IN (SELECT message FROM recipients WHERE address_key = ?)',
-      'id IN (SELECT message FROM recipients WHERE instr(address_key, ?) > 0)',
-    );
+    address(filter.to, 'id IN (SELECT message FROM recipients WHERE address_key = ?)', 'id IN (SELECT message FROM recipients WHERE instr(address_key, ?) > 0)');
   }
   if (filter.from !== undefined) address(filter.from, 'sender_key = ?', 'instr(sender_key, ?) > 0');
-  if (filter.id !== undefined) {
-    where.push('id = ?');
-    params.push(filter.id.trim());
-  }
-  if (filter.messageId !== undefined) {
-    where.push('message_key = ?');
-    params.push(messageKey(filter.messageId));
-  }
-  if (filter.subject !== undefined) {
-    where.push('instr(fold(subject), ?) > 0');
-    params.push(fold(filter.subject));
-  }
-  if (filter.state !== undefined) {
-    where.push('state = ?');
-    params.push(filter.state);
-  }
-  if (filter.account !== undefined) {
-    where.push('account = ?');
-    params.push(filter.account);
-  }
-  if (filter.since !== undefined) {
-    where.push('received_at >= ?');
-    params.push(filter.since);
-  }
-  if (filter.until !== undefined) {
-    where.push('received_at <= ?');
-    params.push(filter.until);
-  }
-  const limit = filter.limit ?? DEFAULT_SEARCH_LIMIT;
-  params.push(Math.max(0, Math.floor(limit)));
+  if (filter.id !== undefined) add('id = ?', filter.id.trim());
+  if (filter.messageId !== undefined) add('message_key = ?', messageKey(filter.messageId));
+  if (filter.subject !== undefined) add('instr(fold(subject), ?) > 0', fold(filter.subject));
+  if (filter.state !== undefined) add('state = ?', filter.state);
+  if (filter.account !== undefined) add('account = ?', filter.account);
+  if (filter.since !== undefined) add('received_at >= ?', filter.since);
+  if (filter.until !== undefined) add('received_at <= ?', filter.until);
+  params.push(Math.max(0, Math.floor(filter.limit ?? DEFAULT_SEARCH_LIMIT)));
   return {
     sql: `SELECT * FROM messages${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY received_at DESC, id DESC LIMIT ?`,
     params,

@@ -56,10 +56,11 @@ export interface MailLogEvent {
   at: number;
   kind: MailLogEventKind;
   /**
-   * received: {client, clientName, user, listener, tls, size, account, route};
-   * attempt: {account, transport, reply, durationMs, upstreamId, to};
-   * deferred: {reason, class, nextAttemptAt, to, accountHold?}; delivered: {to, reply, upstreamId};
-   * failed: {reason, class, to, noticeSent, noticeId?}; admin: {user, action};
+   * received: {clientAddress, clientName, user, listener, tls, size, account, route} (a failure
+   * notice: {noticeFor, clientAddress: 'local', listener: 'local', size});
+   * attempt: {account, transport, reply, durationMs, upstreamId, to, rejected?: [{address, reason}]};
+   * deferred: {reason, class, to, attempts, nextAttemptAt, accountHold?}; delivered: {to, reply, upstreamId};
+   * failed: {reason, class, expired, to, noticeSent, noticeId?}; admin: {user, action};
    * held/released/deleted/retry/restored: {user}.
    */
   detail: Record<string, unknown>;
@@ -70,21 +71,7 @@ export interface MailLogEvent {
  * it too, so that a message queued while the mail log was unavailable (or a failure notice, which
  * never passes the listener) still gets a row.
  */
-export interface MessageFacts {
-  receivedAt: number;
-  sender: string;
-  recipients: string[];
-  size: number;
-  messageId: string | null;
-  subject: string | null;
-  clientAddress: string;
-  clientName: string | null;
-  user: string | null;
-  /** "address:port" the client connected to; "local" for messages the relay made itself. */
-  listener: string;
-  tls: boolean;
-  account: string | null;
-}
+export type MessageFacts = Omit<MailLogMessage, 'id' | 'state' | 'updatedAt' | 'lastReply'>;
 
 /** One thing that happened to a message, as the relay's parts report it to the mail log. */
 export interface MailLogEntry {

@@ -24,7 +24,7 @@ export interface MailLogWriterOptions {
   pruneEveryMs?: number;
 }
 
-const DEFAULTS = { flushMs: 100, maxPending: 50_000, pruneEveryMs: 60 * 60_000 };
+const DEFAULTS = { flushMs: 100, maxPending: 20_000, pruneEveryMs: 60 * 60_000 };
 /** Rows written per transaction: one flush never holds the event loop long. */
 const WRITE_BATCH = 500;
 /** Messages removed per pruning transaction; a full batch schedules the next one soon. */

@@ -9,7 +9,8 @@ import { accountsOf, type RelayConfig } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import { senderMatches } from '../routing/index.js';
 import type { MessageMeta, Spool } from '../spool/index.js';
-import { fieldValue, findField, readHeaderBlock, serializeHeaderBlock } from './headers.js';
+import { noMailLog, type MailLogRecorder } from '../maillog/types.js';
+import { fieldValue, findField, parseHeaderBlock, readHeaderBlock, serializeHeaderBlock } from './headers.js';
 import { formatRfc5322Date } from './senderPolicy.js';
 import { accountOf } from './worker.js';
 
@@ -137,6 +138,7 @@ export class FailureNotifier {
     private readonly spool: Spool,
     private readonly config: () => RelayConfig,
     private readonly logger: Logger,
+    private readonly mailLog: MailLogRecorder = noMailLog,
   ) {}
 
   /** Queues the notice for a failed message; resolves with its queue id, or null when none is sent. */
@@ -174,6 +176,32 @@ export class FailureNotifier {
       return null;
     }
     this.logger.info({ msgId: meta.id, event: 'notice-queued', noticeId: incoming.id, to: target.to, recipient: target.why }, 'failure notice queued');
+    const at = Date.now();
+    const head = parseHeaderBlock(body);
+    const header = (name: string) => {
+      const field = findField(head, name);
+      return field ? fieldValue(field) : null;
+    };
+    this.mailLog.record({
+      id: incoming.id,
+      at,
+      kind: 'received',
+      detail: { noticeFor: meta.id, clientAddress: 'local', listener: 'local', size: body.length },
+      facts: {
+        receivedAt: at,
+        sender: '',
+        recipients: [target.to],
+        size: body.length,
+        messageId: header('message-id'),
+        subject: header('subject'),
+        clientAddress: 'local',
+        clientName: 'failure-notice',
+        user: null,
+        listener: 'local',
+        tls: false,
+        account: accountOf(meta),
+      },
+    });
     return incoming.id;
   }
 }
