@@ -78,7 +78,7 @@ describe('console on the http listener', () => {
     assert.match(row, /holding/);
     assert.match(row, /AADSTS7000215/);
     assert.match(row, /class="advice">the client secret is wrong: put the secret VALUE \(not its ID\)/);
-    assert.match(row, /secret expires 2027-05-01 00:00:00 UTC/);
+    assert.match(row, /secret expires <time datetime="2027-05-01T00:00:00\.000Z">2027-05-01 00:00:00 UTC<\/time>/);
     assert.doesNotMatch(page, /wrong-secret/);
     assert.match(page, /<span class="n"><a href="\/queue">1<\/a><\/span><span class="label">waiting/);
   });
