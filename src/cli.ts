@@ -59,6 +59,8 @@ const HELP: Record<string, string> = {
 
 Runs the relay in the foreground: the SMTP listeners, the spool and the delivery to Microsoft 365.
 Logs go to stdout (log.format: json or text). SIGHUP reloads the file, SIGTERM stops gracefully.
+With an http section it serves /healthz, /readyz and /metrics there, and with a console section
+the web console too (log in at http://HOST:PORT/ with a console.users account).
 Under systemd (Type=notify) it reports ready once the listeners accept. A problem at start is one
 line on stderr naming the configuration key, and the exit status is 1.
 `,
