@@ -120,8 +120,10 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
         }
       },
       (err: unknown) => logger.error({ err }, 'reading the queue commands\' records failed'),
+    ).finally(
+      // After the actions are recorded: a retried message's delivery comes after its retry in the mail log.
+      rescan,
     );
-    rescan();
   };
   const stopWatching = watchWakeups(spool, onWake);
   onWake(); // actions recorded while the daemon was not running
@@ -251,7 +253,8 @@ function lazyReader(path: string, beforeRead: () => void): { get(): MailLogReade
       if (closed) return null;
       beforeRead();
       try {
-        reader ??= MailLogReader.open(path);
+        // The daemon's event loop must not wait on a lock: a short busy timeout.
+        reader ??= MailLogReader.open(path, { busyTimeoutMs: 20 });
       } catch {
         return null;
       }

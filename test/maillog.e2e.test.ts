@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { MailLogReader, type MailLogMessage } from '../src/maillog/index.js';
 import { QueueAdmin, wakeDaemon } from '../src/spool/index.js';
 import { cli, rawConfigFor, sampleMessage, sendMessage, simulatorSuite, spawnRelay, startInProcessRelay, type InProcessRelay } from './helpers/harness.js';
@@ -146,34 +147,40 @@ describe('mail log', () => {
       return JSON.parse(result.stdout) as Array<{ id: string; state: string; receivedAt: string; sender: string; subject: string | null }>;
     };
 
-    const delivered = queueIdOf(
-      (await sendMessage(relay.port, { from: 'mfp@printer.local', to: ['alice@contoso.com'], raw: `Message-ID: <q-1@printer.local>\r\n${sampleMessage({ from: 'mfp@printer.local', to: ['alice@contoso.com'], subject: 'Quarterly report' })}` })).response,
-    );
-    suite.sim.faults.rejectRecipients.set('gone@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
-    t.after(() => suite.sim.faults.rejectRecipients.delete('gone@contoso.com'));
-    const failed = queueIdOf((await sendMessage(relay.port, { to: ['gone@contoso.com'] })).response);
-    suite.sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
-    const deferred = queueIdOf((await sendMessage(relay.port, { to: ['later@contoso.com'] })).response);
     // Polled in-process (read-only, as the CLI opens it); the CLI itself is checked below.
     const path = join(work, 'spool', 'maillog.sqlite');
-    const states = () => {
+    const stateOf = (id: string) => {
       try {
         const reader = MailLogReader.open(path);
         try {
-          return reader.search({}).map((m) => m.state).join();
+          return reader.search({ id })[0]?.state;
         } finally {
           reader.close();
         }
       } catch {
-        return '';
+        return undefined;
       }
     };
-    await waitFor('the three outcomes in the mail log', () => states() === 'deferred,failed,delivered', 30_000, 200);
+    const states = () => json().map((m) => m.state).join();
+    // One at a time: an injected fault must meet the message it is meant for.
+    const delivered = queueIdOf(
+      (await sendMessage(relay.port, { from: 'mfp@printer.local', to: ['alice@contoso.com'], raw: `Message-ID: <q-1@printer.local>\r\n${sampleMessage({ from: 'mfp@printer.local', to: ['alice@contoso.com'], subject: 'Quarterly report' })}` })).response,
+    );
+    await waitFor('the first message delivered', () => stateOf(delivered) === 'delivered', 30_000, 200);
+    suite.sim.faults.rejectRecipients.set('gone@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
+    t.after(() => suite.sim.faults.rejectRecipients.delete('gone@contoso.com'));
+    const failed = queueIdOf((await sendMessage(relay.port, { to: ['gone@contoso.com'] })).response);
+    await waitFor('the second message failed', () => stateOf(failed) === 'failed', 30_000, 200);
+    suite.sim.faults.failNext(1, '451 4.7.500 Server busy. Please try again later.');
+    const deferred = queueIdOf((await sendMessage(relay.port, { to: ['later@contoso.com'] })).response);
+    await waitFor('the third message deferred', () => stateOf(deferred) === 'deferred', 30_000, 200);
+    assert.equal(states(), 'deferred,failed,delivered');
 
     // An administrator holds the deferred message with the queue command; the log says who.
     const held = cli(['queue', 'hold', deferred, '--config', file]);
     assert.equal(held.code, 0, held.stderr);
-    await waitFor('the hold in the mail log', () => states() === 'held,failed,delivered', 20_000, 200);
+    await waitFor('the hold in the mail log', () => stateOf(deferred) === 'held', 20_000, 200);
+    assert.equal(states(), 'held,failed,delivered');
 
     assert.deepEqual(
       json().map((m) => m.id),
@@ -264,5 +271,25 @@ describe('mail log', () => {
       r.relay.mailLog?.show(noticeId)?.events.map((e) => e.kind),
       ['received', 'attempt', 'delivered'],
     );
+  });
+
+  test('a mail log locked by another program (an sqlite3 shell): mail flows at once, the records follow', async (t) => {
+    const dir = suite.dir();
+    const spoolDir = join(dir, 'spool');
+    const r = await startInProcessRelay(rawConfigFor(suite.sim, spoolDir));
+    t.after(() => r.stop());
+    const first = queueIdOf((await sendMessage(r.port, { to: ['alice@contoso.com'] })).response);
+    await waitForState(r, first, 'delivered');
+
+    // Another writer holds the write lock, as `sqlite3 maillog.sqlite` with BEGIN IMMEDIATE would.
+    const other = new Database(join(spoolDir, 'maillog.sqlite'));
+    t.after(() => other.close());
+    other.exec('BEGIN IMMEDIATE');
+    const during = queueIdOf((await sendMessage(r.port, { to: ['bob@contoso.com'] })).response);
+    await waitFor('the delivery while locked', () => r.logs.find((l) => l.event === 'delivered' && l.msgId === during), 20_000);
+    const error = await waitFor('the mail log error', () => r.logs.find((l) => l.event === 'maillog-error'), 10_000);
+    assert.match(JSON.stringify(error), /SQLITE_BUSY|locked/i);
+    other.exec('COMMIT');
+    await waitForState(r, during, 'delivered', 60_000);
   });
 });

@@ -155,6 +155,21 @@ describe('mail log writer', () => {
     );
   });
 
+  test('a backlog is written a batch per turn of the event loop, never all at once', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: T0 });
+    const { writer, path } = withWriter(t);
+    writer.start();
+    for (let i = 0; i < 450; i++) writer.record(received(`K${i}`, { receivedAt: T0 + i }));
+    const reader = openReader(t, path);
+    const count = () => reader.search({ limit: 1000 }).length;
+    t.mock.timers.tick(100);
+    assert.equal(count(), 200);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(count(), 400);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(count(), 450);
+  });
+
   test('retention: messages whose last event is older are pruned in the background', (t) => {
     t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: T0 });
     const { writer, path } = withWriter(t, { retentionMs: 2 * DAY, pruneEveryMs: HOUR });

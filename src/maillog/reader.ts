@@ -74,14 +74,17 @@ function fold(text: string): string {
 export class MailLogReader {
   private constructor(private readonly db: Database.Database) {}
 
-  /** Throws MailLogUnavailableError when the file is missing or not a mail log. */
-  static open(path: string): MailLogReader {
+  /**
+   * Throws MailLogUnavailableError when the file is missing or not a mail log. `busyTimeoutMs`: how
+   * long a query may wait for a lock (rare in WAL mode); keep it short inside the daemon.
+   */
+  static open(path: string, options: { busyTimeoutMs?: number } = {}): MailLogReader {
     if (!existsSync(path)) {
       throw new MailLogUnavailableError(`there is no mail log at ${path} yet (the relay creates it when it starts with mailLog enabled; check mailLog.path)`);
     }
     let db: Database.Database;
     try {
-      db = new Database(path, { readonly: true, fileMustExist: true, timeout: 2_000 });
+      db = new Database(path, { readonly: true, fileMustExist: true, timeout: options.busyTimeoutMs ?? 2_000 });
     } catch (err) {
       throw new MailLogUnavailableError(`cannot open the mail log ${path}: ${(err as Error).message} (run this as the relay's user, or one that may read the file)`, { cause: err });
     }

@@ -25,8 +25,8 @@ export interface MailLogWriterOptions {
 }
 
 const DEFAULTS = { flushMs: 100, maxPending: 20_000, pruneEveryMs: 60 * 60_000 };
-/** Rows written per transaction: one flush never holds the event loop long. */
-const WRITE_BATCH = 500;
+/** Entries written per transaction: one tick never holds the event loop long; the rest follow at the next. */
+const WRITE_BATCH = 200;
 /** Messages removed per pruning transaction; a full batch schedules the next one soon. */
 const PRUNE_BATCH = 2_000;
 /** After a failed write or open, the next try waits this long (doubling). */
@@ -50,6 +50,7 @@ export class MailLogWriter implements MailLogRecorder {
   private pending: MailLogEntry[] = [];
   private dropped = 0;
   private flushTimer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private pruneTimer: NodeJS.Timeout | null = null;
   private retryAt = 0;
   private retryDelay = RETRY_MS.first;
@@ -92,14 +93,16 @@ export class MailLogWriter implements MailLogRecorder {
     this.scheduleFlush(this.settings.flushMs);
   }
 
-  /** Writes what is pending now (also called by the flush timer and at close). */
-  flush(): void {
-    if (this.pending.length === 0) return;
-    if (!this.db && !this.reopen()) return;
-    const db = this.db;
-    const statements = this.statements;
-    if (!db || !statements) return;
+  /**
+   * Writes what is pending: everything (at close, or before the console reads), or one batch per
+   * tick (the timer), so that a backlog never holds the event loop for long.
+   */
+  flush(all = true): void {
     while (this.pending.length > 0) {
+      if (!this.db && !this.reopen()) return;
+      const db = this.db;
+      const statements = this.statements;
+      if (!db || !statements) return;
       const batch = this.pending.slice(0, WRITE_BATCH);
       try {
         db.transaction(() => {
@@ -111,6 +114,16 @@ export class MailLogWriter implements MailLogRecorder {
       }
       this.pending.splice(0, batch.length);
       this.recovered();
+      if (!all) {
+        // The rest after whatever else is waiting on the event loop (accepting, delivering).
+        if (this.pending.length > 0 && !this.immediate) {
+          this.immediate = setImmediate(() => {
+            this.immediate = null;
+            this.flush(false);
+          });
+        }
+        return;
+      }
     }
   }
 
@@ -146,6 +159,8 @@ export class MailLogWriter implements MailLogRecorder {
     if (this.closed) return;
     if (this.flushTimer) clearTimeout(this.flushTimer);
     if (this.pruneTimer) clearInterval(this.pruneTimer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = null;
     this.flushTimer = this.pruneTimer = null;
     this.retryAt = 0;
     this.flush();
@@ -161,7 +176,7 @@ export class MailLogWriter implements MailLogRecorder {
     if (this.flushTimer || this.closed) return;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
-      this.flush();
+      this.flush(false);
     }, delayMs);
     this.flushTimer.unref();
   }
@@ -189,7 +204,8 @@ export class MailLogWriter implements MailLogRecorder {
         closeSync(fd);
       }
       for (const suffix of ['-wal', '-shm']) tightenMode(`${path}${suffix}`);
-      db = new Database(path, { timeout: 100 });
+      // No busy wait: the only other writer would be a person's sqlite3 shell; then retry later, never stall the relay.
+      db = new Database(path, { timeout: 0 });
       db.pragma('journal_mode = WAL');
       // A log: losing the last records at a power cut is acceptable, an fsync per batch is not needed.
       db.pragma('synchronous = NORMAL');
