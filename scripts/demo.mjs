@@ -6,6 +6,9 @@
 // no AUTH, its own sender address) to an internal and an external recipient: the internal one goes
 // through a High Volume Email account, the external one through the mailbox;  5. shows what arrived
 // at the simulator;  6. stops everything.
+// With --console (npm run demo -- --console): the web console on the http listener as well; the
+// relay and the simulator keep running (Ctrl-C stops them), with a delivered, a deferred and a
+// failed message to look at.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +37,9 @@ if (!existsSync(cli) || statSync(cli).mtimeMs < newestMtime(join(root, 'src'))) 
 const { startSimulator } = await import(join(root, 'dist/simulator/index.js'));
 const nodemailer = (await import('nodemailer')).default;
 
+const withConsole = process.argv.slice(2).includes('--console');
+const CONSOLE_USER = 'admin';
+const CONSOLE_PASSWORD = 'm365-relay-demo';
 const work = mkdtempSync(join(tmpdir(), 'm365-relay-demo-'));
 const HVE_APP = { clientId: '33333333-4444-5555-6666-777777777777', clientSecret: 'hve-secret' };
 const sim = await startSimulator({
@@ -41,6 +47,18 @@ const sim = await startSimulator({
   hve: { accounts: [{ address: 'notifications@contoso.com', apps: [HVE_APP.clientId] }], acceptedDomains: ['contoso.com'] },
 });
 writeFileSync(join(work, 'simulator-ca.pem'), sim.caPem);
+const consoleConfig = withConsole
+  ? `http:
+  host: 127.0.0.1
+  port: 0            # any free port on loopback
+console:
+  users:
+    - username: ${CONSOLE_USER}
+      passwordHash: "${await (await import(join(root, 'dist/access/passwords.js'))).hashPassword(CONSOLE_PASSWORD)}"
+retry:
+  schedule: [10m]    # the deferred message waits for you to retry it from the console
+`
+  : '';
 const config = `# written by npm run demo
 listen:
   - port: 0            # any free port on loopback
@@ -69,7 +87,7 @@ accounts:
     mailbox: notifications@contoso.com
 routes:
   - { recipientDomain: [contoso.com], account: hve }
-`;
+${consoleConfig}`;
 writeFileSync(join(work, 'relay.yaml'), config);
 
 console.log(`\n[1] Microsoft 365 simulator: token endpoint ${sim.authorityHost}/${sim.tenantId}, SMTP ${sim.smtpHost}:${sim.smtpPort} (STARTTLS + XOAUTH2), High Volume Email ${sim.hveHost}:${sim.hvePort}`);
@@ -124,6 +142,7 @@ try {
   }
   const delivered = await until('the delivered log lines', () => (logs.filter((l) => l.event === 'delivered').length >= 2 ? logs.filter((l) => l.event === 'delivered') : null), 5000);
   for (const d of delivered) console.log(`[5] relay log: ${JSON.stringify({ event: d.event, msgId: d.msgId, account: d.account, to: d.to, upstreamReply: d.upstreamReply })}`);
+  if (withConsole) await showConsole(port);
   exitCode = 0;
 } catch (err) {
   console.error(`demo failed: ${err?.message ?? err}`);
@@ -131,11 +150,35 @@ try {
   relay.kill('SIGTERM');
   const code = await Promise.race([new Promise((r) => relay.once('exit', r)), new Promise((r) => setTimeout(() => r('timeout'), 15_000))]);
   if (code === 'timeout') relay.kill('SIGKILL');
-  else console.log(`[6] relay stopped on SIGTERM (exit ${code}); simulator closed`);
+  else console.log(`[${withConsole ? 7 : 6}] relay stopped on SIGTERM (exit ${code}); simulator closed`);
   await sim.close();
   rmSync(work, { recursive: true, force: true });
 }
 process.exit(exitCode);
+
+/** --console: a deferred and a failed message beside the delivered one, then the console's address until Ctrl-C. */
+async function showConsole(port) {
+  const http = await until('the http listener', () => logs.find((l) => l.event === 'http-listening'), 5000);
+  sim.faults.rejectRecipients.set('busy@fabrikam.example', '451 4.7.500 Server busy. Please try again later.');
+  sim.faults.rejectRecipients.set('nobody@fabrikam.example', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup');
+  const device = nodemailer.createTransport({ host: '127.0.0.1', port, secure: false, ignoreTLS: true });
+  for (const [to, subject] of [['busy@fabrikam.example', 'Toner low on MFP 3rd floor'], ['nobody@fabrikam.example', 'Weekly UPS self-test report']]) {
+    const raw = ['From: "UPS basement" <ups@printer.local>', `To: ${to}`, `Subject: ${subject}`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', '', `${subject}.`, ''].join('\r\n');
+    await device.sendMail({ envelope: { from: 'ups@printer.local', to: [to] }, raw });
+  }
+  device.close();
+  await until('the deferral and the failure', () => logs.some((l) => l.event === 'deferred') && logs.some((l) => l.event === 'failed'), 15_000);
+  // Exchange is fine again: a retry from the console's queue page now delivers the deferred message.
+  sim.faults.rejectRecipients.delete('busy@fabrikam.example');
+  console.log(`[6] sent two more: to busy@fabrikam.example (deferred: 451, retry it from the queue page) and to nobody@fabrikam.example (failed: 550)`);
+  console.log(`\n    web console: http://127.0.0.1:${http.port}/   user: ${CONSOLE_USER}   password: ${CONSOLE_PASSWORD}`);
+  console.log('    (the relay and the simulator keep running; Ctrl-C stops them)\n');
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+    relay.once('exit', resolve);
+  });
+}
 
 async function until(what, check, timeoutMs) {
   const deadline = Date.now() + timeoutMs;

@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { hashPassword } from './access/passwords.js';
 import { connectCheck, describeConfig } from './cli/checkConfig.js';
-import { formatQueueTable, formatShow, groupParts, toCorruptItem, toListItem } from './cli/queueList.js';
+import { formatQueueTable, formatShow, groupParts, PAST_TENSE, toCorruptItem, toListItem } from './cli/queueList.js';
 import { loginCommand } from './cli/login.js';
 import { eventJson, filterOf, formatLogShow, formatLogTable, LogArgumentError, messageJson, type LogSearchOptions } from './cli/mailLog.js';
 import { sendTest } from './cli/sendTest.js';
@@ -67,6 +67,8 @@ const HELP: Record<string, string> = {
 
 Runs the relay in the foreground: the SMTP listeners, the spool and the delivery to Microsoft 365.
 Logs go to stdout (log.format: json or text). SIGHUP reloads the file, SIGTERM stops gracefully.
+With an http section it serves /healthz, /readyz and /metrics there, and with a console section
+the web console too (log in at http://HOST:PORT/ with a console.users account).
 Under systemd (Type=notify) it reports ready once the listeners accept. A problem at start is one
 line on stderr naming the configuration key, and the exit status is 1.
 `,
@@ -444,11 +446,9 @@ async function queue(args: string[]): Promise<number> {
     throw err;
   }
   await wakeDaemon(spool.dir);
-  process.stdout.write(`${id}: ${PAST[sub as keyof typeof PAST]}\n`);
+  process.stdout.write(`${id}: ${PAST_TENSE[sub as keyof typeof PAST_TENSE]}\n`);
   return 0;
 }
-
-const PAST = { retry: 'queued for delivery now', hold: 'held', release: 'released, queued for delivery now', delete: 'deleted', restore: 'restored, queued for delivery now' } as const;
 
 /** `log [show ID] --config FILE ...`: reads the mail log, read-only, while the relay runs or not. */
 async function logCommand(args: string[]): Promise<number> {

@@ -1,7 +1,10 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { accountsOf, type RelayConfig } from './config/index.js';
+import { connectHost } from './cli/sendTest.js';
+import { createConsole } from './console/server.js';
 import { createListener } from './listener/index.js';
+import { readTlsFiles } from './listener/options.js';
 import { MailLogReader, mailLogPathOf, MailLogWriter, noMailLog, type MailLogEventKind, type MailLogRecorder } from './maillog/index.js';
 import { startHttpEndpoint, type HttpEndpoint } from './observability/http.js';
 import type { Logger } from './observability/logger.js';
@@ -10,7 +13,7 @@ import { CredentialWatch, type CredentialWatchOptions } from './oauth/credential
 import { lookupSecretExpiry, registrationTokenSource } from './oauth/registration.js';
 import { FailureNotifier } from './relay/failureNotice.js';
 import { accountOf, makeAccountFactory, RelayWorker, type AccountFactory, type FactoryContext } from './relay/index.js';
-import { acquireSpoolLock, checkSpoolOwner, SpaceGuard, Spool, takeAdminActions, watchWakeups, type AdminAction, type SpoolLock } from './spool/index.js';
+import { acquireSpoolLock, checkSpoolOwner, receivedAtOf, SpaceGuard, Spool, takeAdminActions, watchWakeups, type AdminAction, type SpoolLock } from './spool/index.js';
 import { bindProblem, isErrno, spoolProblem } from './startError.js';
 
 /** How often the worker re-reads the queue from disk even without a wake-up. */
@@ -148,8 +151,26 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
       const metrics = options.metrics;
       if (!metrics) throw new Error('http is configured but no metrics were given to startRelay');
       metrics.setSources({ queue: () => queueFigures(spool), connections: () => listener.connections(), signins: () => signins(worker), credentials: () => credentials.list() });
-      const { host, port } = config.http;
-      http = await startHttpEndpoint({ ...config.http, metrics, logger, readiness: readiness(spool, worker, credentials) }).catch((err: unknown) => {
+      const { host, port, tls: tlsFiles } = config.http;
+      const tls = tlsFiles && readTlsFiles(tlsFiles, 'http.tls');
+      const listenerAddress = addresses[0];
+      const webConsole = config.console
+        ? createConsole({
+            tls: Boolean(tls),
+            logger,
+            sources: {
+              config: () => config,
+              spool,
+              health: () => worker.health(),
+              credentials: () => credentials.list(),
+              queueFigures: () => queueFigures(spool),
+              mailLog: () => mailLogReader?.get() ?? null,
+              listener: () => ({ host: connectHost(listenerAddress?.host ?? '127.0.0.1'), port: listenerAddress?.port ?? 0, tls: Boolean(config.listen[0]?.tls) }),
+              wake: onWake,
+            },
+          })
+        : undefined;
+      http = await startHttpEndpoint({ host, port, metrics, logger, readiness: readiness(spool, worker, credentials), tls, console: webConsole }).catch((err: unknown) => {
         throw isErrno(err) ? bindProblem('http.port', host, port, err) : err;
       });
     }
@@ -181,6 +202,8 @@ async function startOwned(initial: RelayConfig, logger: Logger, options: RelayOp
       if (next.spool.dir !== config.spool.dir) logger.warn({ event: 'reload', reason: 'spool.dir changed' }, 'a new spool.dir takes effect after a restart');
       if (JSON.stringify(next.http) !== JSON.stringify(config.http)) logger.warn({ event: 'reload', reason: 'http changed' }, 'changes to http take effect after a restart');
       if (mailLogPathOf(next) !== mailLogPath) logger.warn({ event: 'reload', reason: 'mailLog changed' }, 'switching the mail log on or off, or moving it (mailLog.enabled, mailLog.path), takes effect after a restart');
+      // console.users and allowPlainHttp apply at once; turning the console on or off needs a restart.
+      if (Boolean(next.console) !== Boolean(config.console)) logger.warn({ event: 'reload', reason: 'console added or removed' }, 'adding or removing the console takes effect after a restart');
       // Both validate first and throw, changing nothing, when they cannot apply.
       const plan = worker.prepareReconfigure(next);
       try {
@@ -265,7 +288,7 @@ async function queueFigures(spool: Spool): Promise<{ counts: Record<string, numb
     if (state === 'queue' || state === 'active') for (const id of ids) if (oldest === null || id < oldest) oldest = id;
   }
   counts.corrupt = (await readdir(join(spool.dir, 'corrupt')).catch(() => [])).filter((n) => n.endsWith('.json')).length;
-  return { counts, oldestReceivedAt: oldest ? parseInt(oldest.slice(0, 9), 36) : null };
+  return { counts, oldestReceivedAt: oldest ? receivedAtOf(oldest) : null };
 }
 
 /**

@@ -16,7 +16,8 @@ export function describeConfig(file: string, config: RelayConfig): string {
     [...accountsOf(config).values()].map((a) => `  account ${a.name}: ${a.mailbox} via ${describeTransport(a)} (cloud ${a.cloud}, ${a.flow})\n${describeCredentials(a)}`).join('') +
     (config.routes.length ? `  routes (first match wins, else default):\n${config.routes.map((r) => `    ${describeRoute(r)} -> ${r.account}\n`).join('')}` : '') +
     hveWithoutRoute(config) +
-    `  mail log: ${describeMailLog(config)}\n`
+    `  mail log: ${describeMailLog(config)}\n` +
+    describeConsole(config)
   );
 }
 
@@ -38,6 +39,13 @@ function describeMailLog(config: RelayConfig): string {
   const path = mailLogPathOf(config);
   if (!path) return 'off (mailLog.enabled: false)';
   return `${path} (retention ${formatDuration(config.mailLog.retention)}${config.mailLog.recordSubjects ? '' : ', subjects not recorded'})`;
+}
+
+function describeConsole(config: RelayConfig): string {
+  if (!config.console || !config.http) return '';
+  const { host, port, tls } = config.http;
+  const logins = tls ? 'HTTPS' : config.console.allowPlainHttp ? 'plain HTTP from anywhere (allowPlainHttp)' : 'plain HTTP: logins from loopback only';
+  return `  web console: ${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}/ (${config.console.users.length} administrator(s); ${logins})\n`;
 }
 
 /** Known credential expiries, with a warning mark inside 30 days (the relay alerts then too). */

@@ -5,7 +5,7 @@ import { access, stat, unlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import type { RelayConfig } from '../config/index.js';
-import { readTls } from '../listener/options.js';
+import { readTls, readTlsFiles } from '../listener/options.js';
 import { mailLogPathOf } from '../maillog/index.js';
 import { writeFileDurably } from '../spool/fd.js';
 import { checkSpoolOwner, inspectSpoolLock, type LockOwner } from '../spool/index.js';
@@ -44,14 +44,17 @@ export async function preflight(config: RelayConfig): Promise<PreflightResult> {
     if (note) result.notes.push(note);
   }
 
-  config.listen.forEach((listen, i) => {
+  const tlsChecks: Array<[string, () => unknown]> = config.listen.map((listen, i) => [`listen[${i}].tls`, () => readTls(listen, i)]);
+  const httpTls = config.http?.tls;
+  if (httpTls) tlsChecks.push(['http.tls', () => readTlsFiles(httpTls, 'http.tls')]);
+  for (const [key, check] of tlsChecks) {
     try {
-      readTls(listen, i);
+      check();
     } catch (err) {
       const e = err as Error & { key?: string };
-      problem(e.key ?? `listen[${i}].tls`, e.message.replace(/^[^:]+: /, ''));
+      problem(e.key ?? key, e.message.replace(/^[^:]+: /, ''));
     }
-  });
+  }
   return result;
 }
 

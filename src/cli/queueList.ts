@@ -1,5 +1,14 @@
 import { accountOf } from '../relay/worker.js';
-import type { MessageMeta, SpoolEntry } from '../spool/index.js';
+import type { AdminActionName, MessageMeta, SpoolEntry } from '../spool/index.js';
+
+/** What was done, as the `queue` commands and the console say it. */
+export const PAST_TENSE: Record<AdminActionName, string> = {
+  retry: 'queued for delivery now',
+  hold: 'held',
+  release: 'released, queued for delivery now',
+  delete: 'deleted',
+  restore: 'restored, queued for delivery now',
+};
 
 /** The stable JSON shape of `queue list --json`: outside tools depend on these names. */
 export interface QueueListItem {

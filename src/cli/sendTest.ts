@@ -22,44 +22,62 @@ export interface SendTestOptions {
 
 const POLL_MS = 250;
 
-/** Exit code: 0 delivered (or queued, with no waiting), 1 refused, failed or still waiting at the timeout. */
-export async function sendTest(config: RelayConfig, options: SendTestOptions): Promise<number> {
-  const listen = config.listen[0]!;
-  const host = connectHost(listen.host);
-  const from = options.from ?? config.microsoft365.mailbox;
+/** Where the relay's own listener is reached, and whether it offers STARTTLS. */
+export interface ListenerTarget {
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
+export type Submission = { ok: true; queuedAs: string; response: string } | { ok: false; response: string; hint: string | null };
+
+/** Hands a test message to the relay's listener the way a device does; what the listener answered. */
+export async function submitTestMessage(target: ListenerTarget, message: { from: string; to: string; user?: { username: string; password: string } }): Promise<Submission> {
   const transport = nodemailer.createTransport({
-    host,
-    port: listen.port,
+    host: target.host,
+    port: target.port,
     secure: false,
     // With a certificate on the listener, STARTTLS is used (and AUTH needs it); the certificate is
     // not checked because this connects to our own listener by address, not by its name.
-    ignoreTLS: !listen.tls,
+    ignoreTLS: !target.tls,
     tls: { rejectUnauthorized: false },
-    auth: options.user ? { user: options.user.username, pass: options.user.password } : undefined,
+    auth: message.user ? { user: message.user.username, pass: message.user.password } : undefined,
     name: hostname(),
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
   });
-  let queuedAs: string;
   try {
-    const info = (await transport.sendMail({ envelope: { from, to: [options.to] }, raw: testMessage(from, options.to) })) as { response: string };
-    queuedAs = /queued as (\S+)/.exec(info.response)?.[1] ?? '';
-    options.out.write(`accepted by the relay at ${host}:${listen.port}: ${info.response}\n`);
+    const info = (await transport.sendMail({ envelope: { from: message.from, to: [message.to] }, raw: testMessage(message.from, message.to) })) as { response: string };
+    return { ok: true, queuedAs: /queued as (\S+)/.exec(info.response)?.[1] ?? '', response: info.response };
   } catch (err) {
     const e = err as { response?: string; message: string; code?: string };
-    options.out.write(`the relay at ${host}:${listen.port} did not take the message: ${e.response ?? e.message}\n`);
+    const response = e.response ?? e.message;
+    let hint: string | null = null;
     if (/\b530\b|5\.7\.0|authentication required/i.test(e.response ?? '')) {
-      options.out.write(`  this host is not in allowNetworks: add ${host === '::1' ? '::1/128' : `${host}/32`} to allowNetworks, or pass --user NAME with the password in M365_RELAY_PASSWORD\n`);
+      hint = `this host is not in allowNetworks: add ${target.host === '::1' ? '::1/128' : `${target.host}/32`} to allowNetworks, or pass --user NAME with the password in M365_RELAY_PASSWORD`;
     } else if (e.code === 'ECONNECTION' || /ECONNREFUSED/.test(e.message)) {
-      options.out.write('  is the relay running (m365-relay run) with this configuration?\n');
+      hint = 'is the relay running (m365-relay run) with this configuration?';
     }
-    return 1;
+    return { ok: false, response, hint };
   } finally {
     transport.close();
   }
-  if (options.timeoutMs <= 0 || !queuedAs) return 0;
-  return follow(config, queuedAs, options);
+}
+
+/** Exit code: 0 delivered (or queued, with no waiting), 1 refused, failed or still waiting at the timeout. */
+export async function sendTest(config: RelayConfig, options: SendTestOptions): Promise<number> {
+  const listen = config.listen[0]!;
+  const target = { host: connectHost(listen.host), port: listen.port, tls: Boolean(listen.tls) };
+  const sent = await submitTestMessage(target, { from: options.from ?? config.microsoft365.mailbox, to: options.to, user: options.user });
+  if (!sent.ok) {
+    options.out.write(`the relay at ${target.host}:${target.port} did not take the message: ${sent.response}\n`);
+    if (sent.hint) options.out.write(`  ${sent.hint}\n`);
+    return 1;
+  }
+  options.out.write(`accepted by the relay at ${target.host}:${target.port}: ${sent.response}\n`);
+  if (options.timeoutMs <= 0 || !sent.queuedAs) return 0;
+  return follow(config, sent.queuedAs, options);
 }
 
 /** Follows the message in the spool until it leaves it (delivered) or fails, bounded by timeoutMs. */
@@ -92,7 +110,7 @@ async function follow(config: RelayConfig, id: string, options: SendTestOptions)
 }
 
 /** A wildcard listen address is reached through loopback. */
-function connectHost(listenHost: string): string {
+export function connectHost(listenHost: string): string {
   if (listenHost === '0.0.0.0' || listenHost === '') return '127.0.0.1';
   if (listenHost === '::' || listenHost === '[::]') return '::1';
   return listenHost;

@@ -124,6 +124,7 @@ function resolvePaths(config: z.output<typeof configSchema>, base: string): Rela
     ...config,
     listen: config.listen.map((l) => (l.tls ? { ...l, tls: { cert: at(l.tls.cert), key: at(l.tls.key) } } : l)),
     spool: { ...config.spool, dir: spoolDir },
+    ...(config.http?.tls && { http: { ...config.http, tls: { cert: at(config.http.tls.cert), key: at(config.http.tls.key) } } }),
     mailLog: config.mailLog.path === undefined ? config.mailLog : { ...config.mailLog, path: at(config.mailLog.path) },
     microsoft365: resolveAccount(config.microsoft365, 'default', spoolDir, at, config.proxy),
     accounts: Object.fromEntries(Object.entries(config.accounts).map(([name, account]) => [name, resolveAccount(account, name, spoolDir, at, config.proxy)])),
@@ -145,6 +146,10 @@ function checkFiles(config: RelayConfig): ConfigProblem[] {
       readable(l.tls.key, `listen[${i}].tls.key`);
     }
   });
+  if (config.http?.tls) {
+    readable(config.http.tls.cert, 'http.tls.cert');
+    readable(config.http.tls.key, 'http.tls.key');
+  }
   for (const [name, account] of accountsOf(config)) {
     const cert = account.clientCertificate;
     const key = name === 'default' ? 'microsoft365' : `accounts.${name}`;

@@ -338,7 +338,8 @@ const cidr = z.string().superRefine((v, ctx) => {
 
 const LIMIT_DEFAULTS = { maxConnections: 200, maxConnectionsPerClient: 20, socketTimeout: 60_000, maxAuthFailures: 5, authFailureWindow: 300_000, authBlockDuration: 900_000 };
 
-export const configSchema = z.strictObject({
+export const configSchema = z
+  .strictObject({
   listen: z.array(listenSchema).min(1, { message: 'list at least one listener, e.g. - port: 2525' }),
   /** CIDR networks that may relay without AUTH; an entry may bind its devices to some senders. */
   allowNetworks: z.array(z.union([cidr, z.strictObject({ network: cidr, allowedSenders: z.array(addressOrDomain).min(1) })])).default([]),
@@ -395,7 +396,38 @@ export const configSchema = z.strictObject({
     .refine((m) => m.retention >= 60_000, { path: ['retention'], message: 'mailLog.retention must be at least 1m (30d is the default)' })
     .default({ enabled: true, retention: MAIL_LOG_RETENTION_MS, recordSubjects: true }),
   /** Optional health and metrics endpoint (off when absent). Loopback by default: it is not for the LAN. */
-  http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port }).optional(),
+  http: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port,
+      /** Serve HTTPS instead of HTTP (the console's logins and cookies are then encrypted on the LAN). */
+      tls: tlsFiles.optional(),
+    })
+    .optional(),
+  /**
+   * The web console on the http listener (off when absent): its own administrators. Logins over
+   * plain HTTP are refused from any client but loopback unless http.tls is set or allowPlainHttp.
+   */
+  console: z
+    .strictObject({
+      users: z
+        .array(
+          z.strictObject({
+            username: z.string().trim().min(1),
+            passwordHash: z.string().min(1).superRefine((v, ctx) => {
+              try {
+                parsePasswordHash(v);
+              } catch (err) {
+                ctx.addIssue({ code: 'custom', message: (err as Error).message });
+              }
+            }),
+          }),
+        )
+        .min(1, { message: 'list at least one administrator: - username: admin, passwordHash: (from `m365-relay hash-password`)' }),
+      /** Accept logins over plain HTTP from other hosts (passwords and cookies then cross the LAN in clear). */
+      allowPlainHttp: z.boolean().default(false),
+    })
+    .optional(),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -403,7 +435,17 @@ export const configSchema = z.strictObject({
       format: z.enum(['json', 'text'], { message: 'must be json or text' }).default('json'),
     })
     .default({ level: 'info', format: 'json' }),
-});
+  })
+  .superRefine((c, ctx) => {
+    if (c.console && !c.http) {
+      ctx.addIssue({ code: 'custom', path: ['console'], message: 'the console is served by the http listener: add http: { port: 8025 } (loopback by default)' });
+    }
+    const seen = new Set<string>();
+    for (const [i, u] of (c.console?.users ?? []).entries()) {
+      if (seen.has(u.username)) ctx.addIssue({ code: 'custom', path: ['console', 'users', i, 'username'], message: `${u.username} is listed twice` });
+      seen.add(u.username);
+    }
+  });
 
 type ParsedConfig = z.output<typeof configSchema>;
 type ParsedAccount = ParsedConfig['microsoft365'];
@@ -427,4 +469,6 @@ export type ListenConfig = RelayConfig['listen'][number];
 export type UserConfig = RelayConfig['users'][number];
 export type RetryConfig = RelayConfig['retry'];
 export type LimitsConfig = RelayConfig['limits'];
+export type ConsoleConfig = NonNullable<RelayConfig['console']>;
+export type HttpConfig = NonNullable<RelayConfig['http']>;
 export type MailLogConfig = RelayConfig['mailLog'];

@@ -27,8 +27,11 @@ export interface TlsMaterial {
  * belongs to the certificate, or undefined for a plain listener. Throws ListenerTlsError.
  */
 export function readTls(listen: ListenConfig, index = 0): TlsMaterial | undefined {
-  if (!listen.tls) return undefined;
-  const key = `listen[${index}].tls`;
+  return listen.tls && readTlsFiles(listen.tls, `listen[${index}].tls`);
+}
+
+/** Reads a certificate and its key named at config key `key` (listen[N].tls, http.tls); throws ListenerTlsError. */
+export function readTlsFiles(files: { cert: string; key: string }, key: string): TlsMaterial {
   const read = (what: 'cert' | 'key', file: string) => {
     try {
       return readFileSync(file);
@@ -36,8 +39,8 @@ export function readTls(listen: ListenConfig, index = 0): TlsMaterial | undefine
       throw new ListenerTlsError(`${key}.${what}`, `cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the path and that the relay's user may read it`, { cause: err });
     }
   };
-  const material = { cert: read('cert', listen.tls.cert), key: read('key', listen.tls.key) };
-  checkTlsPair(material, key, listen.tls);
+  const material = { cert: read('cert', files.cert), key: read('key', files.key) };
+  checkTlsPair(material, key, files);
   return material;
 }
 

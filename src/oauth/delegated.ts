@@ -35,6 +35,8 @@ export interface DelegatedHealth {
   ok: boolean;
   expiresOn: string | null;
   lastError: string | null;
+  /** What the administrator should do about lastError. */
+  advice: string | null;
   /** Estimated end of the sign-in (last refresh-token renewal + its lifetime); null if unknown. */
   signinExpiresAt: string | null;
   /** True when only `m365-relay login` can bring the account back. */
@@ -55,7 +57,7 @@ export class DelegatedTokenProvider implements TokenSource {
   private readonly lifetimeMs: number;
   private current: AccessToken | null = null;
   private signin: SigninRecord | null = null;
-  private lastFailure: { at: number; message: string; kind: string } | null = null;
+  private lastFailure: { at: number; message: string; kind: string; advice: string } | null = null;
   private lost = false;
   /** Errors that only a new sign-in (or a cache fix) can clear. */
   private readonly lossErrors = new WeakSet<TokenError>();
@@ -86,6 +88,7 @@ export class DelegatedTokenProvider implements TokenSource {
       ok: valid && this.lastFailure === null,
       expiresOn: this.current?.expiresOn.toISOString() ?? null,
       lastError: this.lastFailure?.message ?? null,
+      advice: this.lastFailure?.advice ?? null,
       signinExpiresAt: expiresAt?.toISOString() ?? null,
       needsLogin: this.lost,
     };
@@ -177,7 +180,7 @@ export class DelegatedTokenProvider implements TokenSource {
       return token;
     } catch (err) {
       const error = this.toError(err);
-      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind };
+      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind, advice: error.advice };
       this.logger.warn({ event: 'token-failed', mailbox: this.options.mailbox, kind: error.kind, aadsts: error.aadsts, err: error.message, forced }, 'access token request failed');
       if (this.isLoss(error) && !this.lost) {
         this.lost = true;

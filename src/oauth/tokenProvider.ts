@@ -39,7 +39,7 @@ export class TokenProvider implements TokenSource {
   private refreshing = false;
   /** The newest token, served without asking msal while msal itself would still serve it. */
   private current: AccessToken | null = null;
-  private lastFailure: { at: number; message: string; kind: string } | null = null;
+  private lastFailure: { at: number; message: string; kind: string; advice: string } | null = null;
   /** A token is renewed once less than this is left of its life (tokenRenewBefore; never less than msal's 5 minutes). */
   private readonly renewBeforeMs: number;
   /** Set when the newest token was fresh from Entra ID yet already inside the margin: served until then. */
@@ -61,9 +61,9 @@ export class TokenProvider implements TokenSource {
   }
 
   /** For /readyz: a token is held and valid, and the last request did not fail. */
-  health(): { ok: boolean; expiresOn: string | null; lastError: string | null } {
+  health(): { ok: boolean; expiresOn: string | null; lastError: string | null; advice: string | null } {
     const valid = this.current !== null && this.current.expiresOn.getTime() > Date.now();
-    return { ok: valid && this.lastFailure === null, expiresOn: this.current?.expiresOn.toISOString() ?? null, lastError: this.lastFailure?.message ?? null };
+    return { ok: valid && this.lastFailure === null, expiresOn: this.current?.expiresOn.toISOString() ?? null, lastError: this.lastFailure?.message ?? null, advice: this.lastFailure?.advice ?? null };
   }
 
   /**
@@ -152,7 +152,7 @@ export class TokenProvider implements TokenSource {
       return token;
     } catch (err) {
       const error = toTokenError(err);
-      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind };
+      this.lastFailure = { at: Date.now(), message: error.message, kind: error.kind, advice: error.advice };
       this.logger.warn({ event: 'token-failed', kind: error.kind, aadsts: error.aadsts, err: error.message, forced }, 'access token request failed');
       throw error;
     } finally {

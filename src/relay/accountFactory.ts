@@ -15,7 +15,7 @@ import { SubmissionTransport, type SendResult } from './transport.js';
 /** A token source the worker can run per account: health for /readyz, background renewal. */
 export interface AccountTokenSource extends TokenSource {
   /** Delegated sign-ins also say when the sign-in lapses and whether only `login` can bring it back. */
-  health(): { ok: boolean; expiresOn: string | null; lastError: string | null; signinExpiresAt?: string | null; needsLogin?: boolean };
+  health(): { ok: boolean; expiresOn: string | null; lastError: string | null; advice?: string | null; signinExpiresAt?: string | null; needsLogin?: boolean };
   startBackgroundRefresh(): void;
   stopBackgroundRefresh(): void;
 }

@@ -20,8 +20,10 @@ export interface LaneHealth {
   upstream: UpstreamHealth;
   /** ISO time until which deliveries rest (throttling, quota); null when not paused. */
   pausedUntil: string | null;
-  /** Set while the account holds after an unreachable upstream or a configuration problem. */
-  holding: { since: string; nextProbeAt: string; probing: boolean } | null;
+  /** Set while the account holds after an unreachable upstream or a configuration problem: why, and what to do when known. */
+  holding: { since: string; nextProbeAt: string; probing: boolean; reason: string | null; advice: string | null } | null;
+  /** Why deliveries rest (the reply that paused them), while pausedUntil is set. */
+  pauseReason: string | null;
   waiting: number;
   inFlight: number;
 }
@@ -57,6 +59,8 @@ export class AccountLane {
   private readonly waits = new AbortController();
   /** When Exchange last answered (any reply) and when it last could not be reached (wall ms). */
   private readonly upstream = { lastReplyAt: 0, lastUnreachableAt: 0 };
+  /** What last held or paused the account, for health. */
+  private cause: { reason: string | null; advice: string | null } = { reason: null, advice: null };
 
   constructor(
     private settings: AccountConfig,
@@ -144,9 +148,10 @@ export class AccountLane {
 
   // --- account state ------------------------------------------------------------------------
 
-  /** Applies what an attempt said about the account. Returns 'held' or 'opened' when the state changed. */
-  report(effect: AccountEffect, ticket: Ticket): 'held' | 'opened' | null {
+  /** Applies what an attempt said about the account (and why, for health). Returns 'held' or 'opened' when the state changed. */
+  report(effect: AccountEffect, ticket: Ticket, cause?: { reason?: string; advice?: string }): 'held' | 'opened' | null {
     const now = this.clock.now();
+    if (effect.kind !== 'reachable') this.cause = { reason: cause?.reason ?? null, advice: cause?.advice ?? null };
     switch (effect.kind) {
       case 'reachable':
         this.upstream.lastReplyAt = this.clock.wall();
@@ -259,7 +264,8 @@ export class AccountLane {
         lastUnreachableAt: lastUnreachableAt ? new Date(lastUnreachableAt).toISOString() : null,
       },
       pausedUntil: paused > now ? wallOf(paused) : null,
-      holding: hold && { since: wallOf(hold.since), nextProbeAt: wallOf(hold.nextProbeAt), probing: hold.probing },
+      holding: hold && { since: wallOf(hold.since), nextProbeAt: wallOf(hold.nextProbeAt), probing: hold.probing, ...this.cause },
+      pauseReason: paused > now ? this.cause.reason : null,
       waiting: this.waiting.size,
       inFlight: this.inFlight.size,
     };

@@ -444,8 +444,8 @@ export class RelayWorker {
 
   /** The account side of a decision: hold, probe result, pause, alerts, and a line when its state changes. */
   private reportAccount(lane: AccountLane, decision: Decision, ticket: Ticket, id: string): void {
-    const change = lane.report(decision.account, ticket);
     const reason = decision.verdict.action === 'complete' ? undefined : decision.verdict.reason;
+    const change = lane.report(decision.account, ticket, { reason, advice: decision.alert?.advice });
     if (change === 'held') {
       const hold = lane.holdState;
       const probeIn = hold ? formatDuration(Math.max(0, Math.round(hold.nextProbeAt - this.clock.now()))) : undefined;

@@ -13,3 +13,8 @@ const ID_PATTERN = /^[0-9A-Z]{9}[0-9A-F]{10}$/;
 export function isMessageId(value: string): boolean {
   return ID_PATTERN.test(value);
 }
+
+/** When the message with this id arrived (ms since the epoch), read from the id itself. */
+export function receivedAtOf(id: string): number {
+  return parseInt(id.slice(0, 9), 36);
+}
