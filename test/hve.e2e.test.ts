@@ -168,6 +168,30 @@ describe('High Volume Email accounts and recipient routing', () => {
     assert.equal(await relay.stop(), 0);
   });
 
+  test('a failed part gets a failure notice about its own recipients only, sent by its recipient\'s route', async (t) => {
+    const sim = suite.sim;
+    sim.reset();
+    const work = suite.dir();
+    sim.faults.rejectRecipients.set('gone@contoso.com', '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found');
+    const raw = { ...config(join(work, 'spool')), failureNotices: { notify: 'sender' } };
+    const relay = await spawnRelay(raw, work);
+    t.after(() => relay.kill());
+    await send(relay, ['gone@contoso.com', 'partner@fabrikam.example'], 'part fails');
+    const queued = await relay.waitForLog('the notice', (l) => l.event === 'notice-queued', 15_000);
+    assert.equal(queued.to, 'app@contoso.com');
+    const notice = await waitFor('the notice upstream', () => suite.sim.received.find((m) => m.envelope.to.includes('app@contoso.com')), 15_000);
+    assert.equal(notice.via, 'hve', 'an internal notice recipient: through HVE, as its route says');
+    const text = notice.raw.toString();
+    assert.match(text, /gone@contoso\.com: 550 5\.1\.10/);
+    assert.match(text, /part \d of 2 of message/);
+    // The other part is not this notice's business (the original headers, quoted at the end, still name everyone).
+    assert.match(text, /Final-Recipient: rfc822; gone@contoso\.com/);
+    assert.doesNotMatch(text, /Final-Recipient: rfc822; partner@fabrikam\.example|partner@fabrikam\.example: |delivered to:\r\n {2}partner/);
+    // The external part delivered; the notice (quoting the original Subject) is the only other arrival.
+    assert.deepEqual(recipientsOf('part fails'), ['hve:app@contoso.com', 'smtp:partner@fabrikam.example']);
+    assert.equal(await relay.stop(), 0);
+  });
+
   test('more recipients than HVE takes in one message go in transactions of at most 50, each recipient once', async (t) => {
     const sim = suite.sim;
     sim.reset();

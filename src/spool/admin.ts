@@ -156,7 +156,7 @@ export class QueueAdmin {
     const found = await this.find(id);
     if (found) return found;
     // The id a client was given for a message that was split: the commands act on one part each.
-    const parts = (await this.spool.list()).filter((e) => e.meta.split?.parent === id);
+    const parts = (await this.spool.list()).filter((e) => e.meta.split?.parent === id).sort((a, b) => (a.meta.split?.part ?? 0) - (b.meta.split?.part ?? 0));
     if (parts.length > 0) {
       const list = parts.map((p) => `${p.meta.id} (account ${p.meta.route?.account ?? 'default'}, ${p.meta.envelope.to.join(', ')})`).join('; ');
       throw new QueueCommandError(`message ${id} was split by its recipients' routes into parts that are handled one by one: ${list}. Name a part's id`);
