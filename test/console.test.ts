@@ -79,7 +79,7 @@ describe('console policy', () => {
   });
 
   test('queue filters: state and account exactly, sender and recipient by part, any case', () => {
-    const item = (id: string, state: QueueListItem['state'], account: string, from: string, to: string[]): QueueListItem => ({ id, state, account, from, recipients: to, attempts: 0, lastError: null, nextAttemptAt: null, route: null });
+    const item = (id: string, state: QueueListItem['state'], account: string, from: string, to: string[]): QueueListItem => ({ id, state, account, from, recipients: to, attempts: 0, lastError: null, nextAttemptAt: null, route: null, parent: null, part: null });
     const items = [item('A', 'deferred', 'default', 'scanner@printer.local', ['Alice@contoso.com']), item('B', 'failed', 'ops', 'ups@ops.contoso.com', ['bob@contoso.com', 'carol@fabrikam.com']), item('C', 'hold', 'default', '', ['dave@contoso.com'])];
     const ids = (f: Parameters<typeof filterQueue>[1]) => filterQueue(items, f).map((i) => i.id).join('');
     assert.equal(ids({}), 'ABC');

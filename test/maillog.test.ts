@@ -27,6 +27,7 @@ function facts(over: Partial<MessageFacts> = {}): MessageFacts {
     listener: '0.0.0.0:25',
     tls: false,
     account: 'default',
+    parent: null,
     ...over,
   };
 }
