@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # m365-relay container image. Install: README, "Install with Docker".
 #   build      compiles TypeScript (needs the dev dependencies)
-#   prod-deps  production dependencies only (better-sqlite3 built for the image's Node here)
+#   prod-deps  production dependencies only
 #   runtime    dist/ + production node_modules, unprivileged user, spool on a volume
 #
 #   docker build -t m365-relay .
@@ -26,17 +26,10 @@ RUN npm run build
 
 FROM node:24-bookworm-slim AS prod-deps
 WORKDIR /app
-# better-sqlite3 (the mail log) is native: its install script fetches the prebuilt binary for this
-# Node and platform, or compiles it when there is none (or no network to GitHub), which needs
-# python3, make and g++. They stay in this stage; the runtime gets node_modules only.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-# No other package's install script runs; better-sqlite3's is the one needed.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm rebuild better-sqlite3 --no-audit --no-fund \
- && node -e "new (require('better-sqlite3'))(':memory:').close()"
+# No install script runs: on Node 24 the mail log uses Node's own node:sqlite (src/maillog/sqlite.ts),
+# so better-sqlite3's native build (for Node 20 hosts) is neither needed nor loaded here.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim AS runtime
 # M365_RELAY_HEALTH_URL: where the HEALTHCHECK asks; change it with the config's http section.

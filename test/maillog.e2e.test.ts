@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../src/maillog/sqlite.js';
 import { MailLogReader, type MailLogMessage } from '../src/maillog/index.js';
 import { QueueAdmin, wakeDaemon } from '../src/spool/index.js';
 import { cli, rawConfigFor, sampleMessage, sendMessage, simulatorSuite, spawnRelay, startInProcessRelay, type InProcessRelay } from './helpers/harness.js';
@@ -282,7 +282,7 @@ describe('mail log', () => {
     await waitForState(r, first, 'delivered');
 
     // Another writer holds the write lock, as `sqlite3 maillog.sqlite` with BEGIN IMMEDIATE would.
-    const other = new Database(join(spoolDir, 'maillog.sqlite'));
+    const other = openSqlite(join(spoolDir, 'maillog.sqlite'), { busyTimeoutMs: 0 });
     t.after(() => other.close());
     other.exec('BEGIN IMMEDIATE');
     const during = queueIdOf((await sendMessage(r.port, { to: ['bob@contoso.com'] })).response);

@@ -2,10 +2,12 @@
 // on node:test's mock clock, and the writer's behaviour when the file cannot be used.
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { filterOf, formatLogShow, formatLogTable, LogArgumentError } from '../src/cli/mailLog.js';
 import { MailLogReader, MailLogUnavailableError, MailLogWriter, searchQuery, type MailLogEntry, type MessageFacts } from '../src/maillog/index.js';
+import { openSqlite } from '../src/maillog/sqlite.js';
 import { captureLogger } from './helpers/logs.js';
 import { tempDir } from './helpers/tmp.js';
 
@@ -273,4 +275,38 @@ describe('mail log writer', () => {
   test('the reader says what is wrong with a missing file', () => {
     assert.throws(() => MailLogReader.open('/nonexistent/maillog.sqlite'), (err: Error) => err instanceof MailLogUnavailableError && /no mail log at/.test(err.message));
   });
+});
+
+test('the SQLite engine: node:sqlite where Node has it (Node 24 never loads better-sqlite3 12, which aborts there), better-sqlite3 before', (t) => {
+  const tmp = tempDir();
+  t.after(tmp.remove);
+  const db = openSqlite(join(tmp.dir, 'engine.sqlite'), { busyTimeoutMs: 0 });
+  try {
+    const builtin = (() => {
+      try {
+        return process.getBuiltinModule?.('node:sqlite') !== undefined;
+      } catch {
+        return false;
+      }
+    })();
+    assert.equal(db.engine, builtin ? 'node:sqlite' : 'better-sqlite3');
+    db.exec('CREATE TABLE t (a TEXT, b INTEGER)');
+    const insert = db.prepare('INSERT INTO t (a, b) VALUES (@a, @b)');
+    db.transaction(() => {
+      assert.equal(Number(insert.run({ a: 'Ä', b: 1 }).changes), 1);
+      insert.run({ a: 'x', b: 2 });
+    })();
+    assert.throws(() => db.transaction(() => {
+      insert.run({ a: 'rolled back', b: 3 });
+      throw new Error('boom');
+    })(), /boom/);
+    db.defineFunction('fold', (v) => (typeof v === 'string' ? v.toLowerCase() : null));
+    assert.deepEqual(db.prepare('SELECT fold(a) AS f FROM t ORDER BY b').all().map((r) => ({ ...(r as object) })), [{ f: 'ä' }, { f: 'x' }]);
+    db.pragma('user_version = 7');
+    assert.equal(Number(db.pragma('user_version')), 7);
+  } finally {
+    db.close();
+  }
+  const loaded = Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes('better-sqlite3'));
+  assert.equal(loaded, db.engine === 'better-sqlite3', 'better-sqlite3 is loaded only where it is the engine');
 });

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import Database from 'better-sqlite3';
+import { openSqlite, type SqlDatabase, type SqlValue } from './sqlite.js';
 import { addressNeedle, messageKey } from './keys.js';
 import { SCHEMA_VERSION } from './schema.js';
 import { MAIL_LOG_STATES, type MailLogEvent, type MailLogEventKind, type MailLogFilter, type MailLogMessage, type MailLogState } from './types.js';
@@ -33,10 +33,10 @@ interface MessageRow {
 }
 
 /** A search as SQL: the WHERE clause and its parameters (pure, so that it is tested by tables). */
-export function searchQuery(filter: MailLogFilter): { sql: string; params: unknown[] } {
+export function searchQuery(filter: MailLogFilter): { sql: string; params: SqlValue[] } {
   const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (clause: string, ...values: unknown[]) => {
+  const params: SqlValue[] = [];
+  const add = (clause: string, ...values: SqlValue[]) => {
     where.push(clause);
     params.push(...values);
   };
@@ -74,7 +74,7 @@ function fold(text: string): string {
  * nor it them). Used by `m365-relay log` and by the console inside the daemon.
  */
 export class MailLogReader {
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(private readonly db: SqlDatabase) {}
 
   /**
    * Throws MailLogUnavailableError when the file is missing or not a mail log. `busyTimeoutMs`: how
@@ -84,17 +84,17 @@ export class MailLogReader {
     if (!existsSync(path)) {
       throw new MailLogUnavailableError(`there is no mail log at ${path} yet (the relay creates it when it starts with mailLog enabled; check mailLog.path)`);
     }
-    let db: Database.Database;
+    let db: SqlDatabase;
     try {
-      db = new Database(path, { readonly: true, fileMustExist: true, timeout: options.busyTimeoutMs ?? 2_000 });
+      db = openSqlite(path, { readOnly: true, busyTimeoutMs: options.busyTimeoutMs ?? 2_000 });
     } catch (err) {
       throw new MailLogUnavailableError(`cannot open the mail log ${path}: ${(err as Error).message} (run this as the relay's user, or one that may read the file)`, { cause: err });
     }
     try {
-      const version = db.pragma('user_version', { simple: true }) as number;
+      const version = Number(db.pragma('user_version'));
       if (version === 0) throw new MailLogUnavailableError(`${path} holds no mail log yet (the relay has not written it)`);
       if (version > SCHEMA_VERSION) throw new MailLogUnavailableError(`the mail log ${path} was written by a newer m365-relay (schema ${version}); use that version to read it`);
-      db.function('fold', { deterministic: true }, (text: unknown) => (typeof text === 'string' ? fold(text) : null));
+      db.defineFunction('fold', (text) => (typeof text === 'string' ? fold(text) : null));
     } catch (err) {
       db.close();
       if (err instanceof MailLogUnavailableError) throw err;

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlDatabase } from './sqlite.js';
 import type { MailLogEventKind, MailLogState } from './types.js';
 
 /**
@@ -53,8 +53,8 @@ CREATE INDEX IF NOT EXISTS events_outcomes ON events(kind, at);
 export const SCHEMA_VERSION = 1;
 
 /** Creates or upgrades the tables; throws when the file is from a newer relay. */
-export function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
+export function migrate(db: SqlDatabase): void {
+  const version = Number(db.pragma('user_version'));
   if (version > SCHEMA_VERSION) {
     throw new Error(`the mail log was written by a newer m365-relay (schema ${version}, this one knows ${SCHEMA_VERSION}); move it aside or upgrade`);
   }

@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, fchmodSync, mkdirSync, openSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite, sqliteCode, type SqlDatabase } from './sqlite.js';
 import { formatDuration } from '../config/duration.js';
 import type { Logger } from '../observability/logger.js';
 import { addressSearchKey, messageKey } from './keys.js';
@@ -45,7 +45,7 @@ type Statements = ReturnType<typeof prepare>;
  * with the entries kept in memory (bounded): the mail log is a record, never on the mail's path.
  */
 export class MailLogWriter implements MailLogRecorder {
-  private db: Database.Database | null = null;
+  private db: SqlDatabase | null = null;
   private statements: Statements | null = null;
   private pending: MailLogEntry[] = [];
   private dropped = 0;
@@ -136,7 +136,7 @@ export class MailLogWriter implements MailLogRecorder {
     const cutoff = this.now() - this.options.retentionMs;
     try {
       const removed = db.transaction(() => {
-        const ids = statements.expired.pluck().all(cutoff, PRUNE_BATCH) as string[];
+        const ids = (statements.expired.all(cutoff, PRUNE_BATCH) as Array<{ id: string }>).map((row) => row.id);
         for (const id of ids) {
           statements.deleteEvents.run(id);
           statements.deleteRecipients.run(id);
@@ -193,7 +193,7 @@ export class MailLogWriter implements MailLogRecorder {
 
   private open(): boolean {
     const { path } = this.options;
-    let db: Database.Database | null = null;
+    let db: SqlDatabase | null = null;
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       // Created 0600 before SQLite opens it: SQLite gives the -wal and -shm files the database's mode.
@@ -205,7 +205,7 @@ export class MailLogWriter implements MailLogRecorder {
       }
       for (const suffix of ['-wal', '-shm']) tightenMode(`${path}${suffix}`);
       // No busy wait: the only other writer would be a person's sqlite3 shell; then retry later, never stall the relay.
-      db = new Database(path, { timeout: 0 });
+      db = openSqlite(path, { busyTimeoutMs: 0 });
       db.pragma('journal_mode = WAL');
       // A log: losing the last records at a power cut is acceptable, an fsync per batch is not needed.
       db.pragma('synchronous = NORMAL');
@@ -233,7 +233,7 @@ export class MailLogWriter implements MailLogRecorder {
 
   private fail(step: 'open' | 'write' | 'prune', err: unknown): void {
     this.closeDb();
-    const code = (err as { code?: string }).code ?? '';
+    const code = sqliteCode(err);
     if (BROKEN_FILE.has(code)) {
       const aside = `${this.path}.broken-${new Date(this.now()).toISOString().replace(/[:.]/g, '-')}`;
       for (const suffix of ['', '-wal', '-shm']) moveAside(`${this.path}${suffix}`, `${aside}${suffix}`);
@@ -269,7 +269,7 @@ export class MailLogWriter implements MailLogRecorder {
   }
 }
 
-function prepare(db: Database.Database) {
+function prepare(db: SqlDatabase) {
   return {
     insertMessage: db.prepare(`INSERT OR IGNORE INTO messages
       (id, received_at, state, updated_at, sender, sender_key, recipients, size, message_id, message_key, subject, client_address, client_name, user, listener, tls, account, last_reply, parent)
