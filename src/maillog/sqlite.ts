@@ -96,7 +96,7 @@ interface BetterSqliteDatabase {
 
 function openBetterSqlite(path: string, options: OpenOptions): SqlDatabase {
   // Loaded only where it is used: Node 24 never loads the addon.
-  const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string, options: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }) => BetterSqliteDatabase;
+  const Database = loadBetterSqlite() as new (path: string, options: { readonly?: boolean; fileMustExist?: boolean; timeout?: number }) => BetterSqliteDatabase;
   const db = new Database(path, { readonly: options.readOnly ?? false, fileMustExist: options.readOnly ?? false, timeout: options.busyTimeoutMs });
   return {
     engine: 'better-sqlite3',
@@ -107,6 +107,18 @@ function openBetterSqlite(path: string, options: OpenOptions): SqlDatabase {
     defineFunction: (name, fn) => db.function(name, { deterministic: true }, fn),
     close: () => db.close(),
   };
+}
+
+/** better-sqlite3 is an optional dependency (a native build that needs a compiler where no prebuilt binary fits). */
+function loadBetterSqlite(): unknown {
+  try {
+    return createRequire(import.meta.url)('better-sqlite3');
+  } catch (err) {
+    throw new Error(
+      `the mail log needs better-sqlite3 on Node.js ${process.versions.node} (Node 22.13 and later have SQLite built in): install python3, make and g++ and run npm ci again, or run the relay on Node 24`,
+      { cause: err },
+    );
+  }
 }
 
 function firstColumn(row: unknown): unknown {
